@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing Magnetic Mailer needs on Debian bookworm, and nothing
+# that is already there. Run as root (CI and fresh machines); as another user it only reports.
+set -euo pipefail
+
+packages=(
+  cmake make g++ pkg-config
+  libboost-dev libboost-system-dev libssl-dev libsqlite3-dev libc-ares-dev libgmime-3.0-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libidn2-dev
+  libpsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  postfix python3 python3-dkim swaks libnet-ssleay-perl nodejs npm sqlite3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages (run as root to install): ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # postfix asks no questions this way and its daemon is never started: tests run smtp-sink.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# handlebars.js is the reference renderer for the differential test; it goes into the tree.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$here/tests/node/package.json" ] && [ ! -d "$here/tests/node/node_modules" ]; then
+  echo "install-deps: npm install in tests/node"
+  (cd "$here/tests/node" && npm install --no-audit --no-fund --silent)
+fi
