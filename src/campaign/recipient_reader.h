@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -41,12 +42,18 @@ struct RecipientRow {
   std::string error;    // non-empty: the row is invalid and says why
 };
 
+// Validates one address as written in the list; returns the normalized address
+// ("local@a-label-domain") or an error saying why it is invalid.
+using AddressCheck = std::function<Result<std::string>(std::string_view)>;
+
 class RecipientReader {
  public:
-  // Opens path. The format comes from the extension (.csv; .jsonl, .ndjson, .json), or is forced.
+  // Opens path. The format comes from the extension (.csv; .jsonl, .ndjson, .json).
   // For CSV the header row is read here: a missing header or no "email" column is an error.
-  static Result<std::unique_ptr<RecipientReader>> open(const std::string& path);
-  static Result<std::unique_ptr<RecipientReader>> open(const std::string& path, ListFormat format);
+  static Result<std::unique_ptr<RecipientReader>> open(const std::string& path,
+                                                       AddressCheck check);
+  static Result<std::unique_ptr<RecipientReader>> open(const std::string& path, ListFormat format,
+                                                       AddressCheck check);
 
   virtual ~RecipientReader() = default;
 
