@@ -1,0 +1,29 @@
+// Retry schedule for deferred recipients: exponential from `initial`, multiplied by `factor`
+// after each attempt, capped at `max_delay`; a recipient whose first attempt is older than
+// `max_age` expires instead of being retried. Jitter (a fraction of the delay, drawn at random)
+// keeps recipients deferred together from coming back together.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace magnetic::queue {
+
+struct RetrySchedule {
+  std::chrono::milliseconds initial{std::chrono::minutes(1)};
+  double factor = 2.0;
+  std::chrono::milliseconds max_delay{std::chrono::hours(1)};
+  std::chrono::milliseconds max_age{std::chrono::hours(4)};
+  double jitter = 0.1;  // +/- this fraction of the delay
+
+  // Delay before the next attempt after `attempts` attempts (>= 1) have been made.
+  // random01 is a number in [0, 1) for the jitter.
+  std::chrono::milliseconds delay_after(int attempts, double random01 = 0.5) const;
+
+  // True when a recipient first attempted at first_attempt_ms may not be tried at next_ms.
+  bool expired(int64_t first_attempt_ms, int64_t next_ms) const {
+    return next_ms - first_attempt_ms > max_age.count();
+  }
+};
+
+}  // namespace magnetic::queue

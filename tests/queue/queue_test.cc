@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include "queue/retry_schedule.h"
+#include "queue/scheduler.h"
+#include "queue/throttle.h"
+
+namespace magnetic::queue {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Throttle, SpacesEventsByTheEmissionInterval) {
+  Throttle t(*parse_rate("10/s"));
+  auto now = Throttle::Clock::time_point{} + 100s;
+  EXPECT_EQ(t.reserve(now), 0ms);
+  EXPECT_EQ(t.reserve(now), 100ms);
+  EXPECT_EQ(t.reserve(now), 200ms);
+  EXPECT_FALSE(t.would_allow(now));
+  // After an idle second the schedule starts afresh.
+  EXPECT_EQ(t.reserve(now + 1s), 0ms);
+}
+
+TEST(Throttle, BurstAllowsBackToBack) {
+  Throttle t(*parse_rate("10/s"), 3);
+  auto now = Throttle::Clock::time_point{} + 100s;
+  EXPECT_EQ(t.reserve(now), 0ms);
+  EXPECT_EQ(t.reserve(now), 0ms);
+  EXPECT_EQ(t.reserve(now), 0ms);
+  EXPECT_EQ(t.reserve(now), 100ms);
+}
+
+TEST(Throttle, HourlyRate) {
+  Throttle t(*parse_rate("3600/h"));
+  auto now = Throttle::Clock::time_point{} + 100s;
+  EXPECT_EQ(t.reserve(now), 0ms);
+  EXPECT_EQ(t.reserve(now), 1s);
+}
+
+TEST(RetrySchedule, ExponentialCappedAndExpiring) {
+  RetrySchedule r;
+  r.initial = 60s;
+  r.max_delay = 240s;
+  r.jitter = 0;
+  EXPECT_EQ(r.delay_after(1), 60s);
+  EXPECT_EQ(r.delay_after(2), 120s);
+  EXPECT_EQ(r.delay_after(3), 240s);
+  EXPECT_EQ(r.delay_after(9), 240s);
+  r.jitter = 0.1;
+  EXPECT_EQ(r.delay_after(1, 0.0), 54s);
+  EXPECT_EQ(r.delay_after(1, 1.0), 66s);
+  r.max_age = 10s;
+  EXPECT_FALSE(r.expired(1000, 11000));
+  EXPECT_TRUE(r.expired(1000, 11001));
+}
+
+spool::Claimed rcpt(int64_t id, const std::string& domain) {
+  spool::Claimed c;
+  c.id = id;
+  c.domain = domain;
+  c.email = "u" + std::to_string(id) + "@" + domain;
+  return c;
+}
+
+TEST(Scheduler, OpensSessionsUpToTheDomainLimitRoundRobin) {
+  Scheduler s({.domain_connections = 2, .total_connections = 3});
+  s.add({rcpt(1, "a.example"), rcpt(2, "a.example"), rcpt(3, "a.example"), rcpt(4, "b.example")});
+  auto opened = s.sessions_to_open();
+  EXPECT_EQ(opened, (std::vector<std::string>{"a.example", "b.example", "a.example"}));
+  EXPECT_EQ(s.active_sessions(), 3);
+  EXPECT_TRUE(s.sessions_to_open().empty());
+  EXPECT_EQ(s.next("a.example")->id, 1);
+  EXPECT_EQ(s.next("b.example")->id, 4);
+  EXPECT_FALSE(s.next("b.example").has_value());
+  EXPECT_EQ(s.ready(), 2u);
+}
+
+TEST(Scheduler, SlowDownHalvesTheLimitPausesAndRecovers) {
+  Scheduler s({.domain_connections = 4, .total_connections = 100,
+               .initial_backoff = 1000ms, .max_backoff = 4000ms, .recover_after = 2});
+  auto t0 = Scheduler::Clock::time_point{} + 100s;
+  for (int i = 0; i < 10; ++i) s.add({rcpt(i, "a.example")});
+  EXPECT_EQ(s.sessions_to_open(t0).size(), 4u);
+  s.slow_down("a.example", t0);
+  EXPECT_EQ(s.session_limit("a.example"), 2);
+  EXPECT_FALSE(s.next("a.example", t0 + 999ms).has_value());  // paused
+  for (int i = 0; i < 4; ++i) s.session_closed("a.example");
+  EXPECT_TRUE(s.sessions_to_open(t0 + 999ms).empty());
+  EXPECT_EQ(s.sessions_to_open(t0 + 1000ms).size(), 2u);
+  s.slow_down("a.example", t0 + 1s);  // backoff doubles: paused until t0 + 3s
+  EXPECT_EQ(s.session_limit("a.example"), 1);
+  EXPECT_FALSE(s.next("a.example", t0 + 2999ms).has_value());
+  s.delivered("a.example");
+  s.delivered("a.example");
+  EXPECT_EQ(s.session_limit("a.example"), 2);
+}
+
+TEST(Scheduler, ConnectionFailureReturnsTheWaitingRecipients) {
+  Scheduler s({.domain_connections = 1});
+  s.add({rcpt(1, "a.example"), rcpt(2, "a.example"), rcpt(3, "b.example")});
+  auto back = s.connection_failed("a.example");
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].id, 2);
+  EXPECT_EQ(s.ready(), 1u);
+  EXPECT_EQ(s.drain().size(), 1u);
+  EXPECT_EQ(s.ready(), 0u);
+}
+
+}  // namespace
+}  // namespace magnetic::queue
