@@ -1,0 +1,41 @@
+// The subcommands of `magnetic`. Each takes its parsed options and returns the process exit
+// code: 0 success, 1 a failure the user can fix (bad input, unreachable peer), 3 a campaign
+// that stopped before every recipient was final.
+#pragma once
+
+#include <string>
+
+#include "campaign/send.h"
+
+namespace magnetic::cli {
+
+int send_command(const campaign::SendSettings& settings, bool print_json);
+
+struct RenderArgs {
+  std::string template_path;
+  std::string data_path;  // a JSON object; empty means {}
+  std::string part;       // "", "subject", "text" or "html"
+  std::string from = "Sender <sender@example.com>";
+  std::string to;         // default: data["email"] or recipient@example.com
+  std::string unsubscribe_url;
+  bool allow_missing = false;
+};
+int render_command(const RenderArgs& args);
+
+struct KeygenArgs {
+  std::string domain;
+  std::string selector;
+  std::string algorithm = "ed25519";
+  int bits = 2048;
+  std::string out;
+};
+int keygen_command(const KeygenArgs& args);
+
+struct DemoArgs {
+  std::string dir = "demo-out";
+  int recipients = 10000;
+  int domains = 20;
+};
+int demo_command(const DemoArgs& args);
+
+}  // namespace magnetic::cli
