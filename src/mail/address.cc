@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "mail/header.h"
+#include "mail/utf8.h"
 
 namespace magnetic::mail {
 namespace {
@@ -42,23 +43,6 @@ std::string show(unsigned char c) {
   return std::string("'") + static_cast<char>(c) + "'";
 }
 
-// Length of the UTF-8 sequence at s[i] (1 for ASCII), 0 when it is not valid UTF-8.
-size_t utf8_length(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return 0;
-  }
-  auto d = static_cast<unsigned char>(s[i + 1]);
-  if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) || (c == 0xf0 && d < 0x90) ||
-      (c == 0xf4 && d > 0x8f)) {
-    return 0;  // overlong, surrogate or beyond U+10FFFF
-  }
-  return n;
-}
-
 Status check_dot_string(std::string_view local, bool smtputf8) {
   if (local.front() == '.') return Status::invalid("local part starts with a dot");
   if (local.back() == '.') return Status::invalid("local part ends with a dot");
@@ -71,7 +55,7 @@ Status check_dot_string(std::string_view local, bool smtputf8) {
     }
     if (c >= 0x80) {
       if (!smtputf8) return Status::invalid("local part is not ASCII (needs SMTPUTF8)");
-      size_t n = utf8_length(local, i);
+      size_t n = utf8::sequence_length(local, i);
       if (n == 0) return Status::invalid("local part is not valid UTF-8");
       i += n;
       continue;
@@ -105,7 +89,7 @@ Result<size_t> scan_quoted(std::string_view text, bool smtputf8) {
     }
     if (c >= 0x80) {
       if (!smtputf8) return Status::invalid("local part is not ASCII (needs SMTPUTF8)");
-      size_t n = utf8_length(text, i);
+      size_t n = utf8::sequence_length(text, i);
       if (n == 0) return Status::invalid("local part is not valid UTF-8");
       i += n;
       continue;
@@ -203,7 +187,7 @@ bool is_ascii(std::string_view s) {
 Result<std::string> to_ascii_domain(std::string_view domain) {
   if (is_ascii(domain)) return std::string(domain);
   for (size_t i = 0; i < domain.size();) {
-    size_t n = utf8_length(domain, i);
+    size_t n = utf8::sequence_length(domain, i);
     if (n == 0) return Status::invalid("domain is not valid UTF-8");
     i += n;
   }

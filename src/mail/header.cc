@@ -20,6 +20,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "mail/utf8.h"
+
 namespace magnetic::mail {
 namespace {
 
@@ -56,35 +58,6 @@ bool is_atext(unsigned char c) {
          std::string_view::npos;
 }
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
-size_t utf8_length(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t min;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-    min = 0x80;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    min = 0x800;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  uint32_t cp = c & (0x3f >> (n - 1));
-  for (size_t k = 1; k < n; ++k) {
-    auto d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (d & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return n;
-}
-
 // The clean form of a value: control runs become one space, invalid UTF-8 becomes U+FFFD.
 void sanitize(std::string_view in, std::string& out) {
   out.clear();
@@ -96,9 +69,9 @@ void sanitize(std::string_view in, std::string& out) {
       out.push_back(' ');
       continue;
     }
-    size_t n = utf8_length(in, i);
+    size_t n = utf8::sequence_length(in, i);
     if (n == 0) {
-      out.append("\xef\xbf\xbd");
+      out.append(utf8::kReplacement);
       ++i;
       continue;
     }
@@ -126,7 +99,7 @@ Chunk fit_chunk(std::string_view text, size_t max_word) {
   size_t q_bytes = 0, q_len = 0, b_bytes = 0;
   bool q_open = true, b_open = true;
   for (size_t i = 0; i < text.size() && (q_open || b_open);) {
-    size_t n = utf8_length(text, i);
+    size_t n = utf8::sequence_length(text, i);
     if (n == 0) n = 1;  // cannot happen on clean text; keeps the loop finite
     if (q_open) {
       size_t cost = 0;
@@ -307,6 +280,8 @@ void write_value(FieldWriter& writer, std::string_view clean, size_t name_used, 
     while (i < clean.size() && clean[i] == ' ') ++i;
     size_t token_start = i;
     while (i < clean.size() && clean[i] != ' ') ++i;
+    // Trailing spaces stay with the last word: alone they could neither fold nor end a line.
+    if (clean.find_first_not_of(' ', i) == std::string_view::npos) i = clean.size();
     std::string_view ws = clean.substr(ws_start, token_start - ws_start);
     std::string_view token = clean.substr(token_start, i - token_start);
 
@@ -452,6 +427,7 @@ void append_structured(std::string& out, std::string_view name, std::string_view
       while (i < clean.size() && clean[i] == ' ') ++i;
       size_t token_start = i;
       while (i < clean.size() && clean[i] != ' ') ++i;
+      if (clean.find_first_not_of(' ', i) == std::string::npos) i = clean.size();
       writer.literal(std::string_view(clean).substr(ws_start, token_start - ws_start),
                      std::string_view(clean).substr(token_start, i - token_start));
     }

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "mail/header.h"
+#include "mail/utf8.h"
 
 namespace magnetic::mail {
 namespace {
@@ -156,7 +157,17 @@ bool same_charset(std::string_view a, std::string_view b) {
 bool convert(std::string_view charset, std::string_view bytes, std::string& out) {
   if (same_charset(charset, "utf-8") || same_charset(charset, "us-ascii") ||
       same_charset(charset, "utf8")) {
-    out.append(bytes);
+    // Copied, with malformed sequences marked, so the result is always valid UTF-8.
+    for (size_t i = 0; i < bytes.size();) {
+      size_t n = utf8::sequence_length(bytes, i);
+      if (n == 0) {
+        out.append(utf8::kReplacement);
+        ++i;
+      } else {
+        out.append(bytes.substr(i, n));
+        i += n;
+      }
+    }
     return true;
   }
   std::string name(charset);
@@ -184,7 +195,7 @@ bool convert(std::string_view charset, std::string_view bytes, std::string& out)
     }
     if (errno == E2BIG) continue;
     // An invalid or truncated sequence: mark it and go on with the next byte.
-    out.append("\xef\xbf\xbd");
+    out.append(utf8::kReplacement);
     if (inleft == 0) break;
     ++inp;
     --inleft;
