@@ -20,10 +20,10 @@
 namespace magnetic::mail {
 namespace {
 
-constexpr size_t kMaxLocal = 64;    // RFC 5321 4.5.3.1.1
-constexpr size_t kMaxDomain = 255;  // RFC 5321 4.5.3.1.2
-constexpr size_t kMaxLabel = 63;    // RFC 1035 2.3.4
-constexpr size_t kMaxAddress = 254; // RFC 5321 4.5.3.1.3: 256-octet path less the brackets
+constexpr size_t kMaxLocal = 64;     // RFC 5321 4.5.3.1.1
+constexpr size_t kMaxDomain = 255;   // RFC 5321 4.5.3.1.2
+constexpr size_t kMaxLabel = 63;     // RFC 1035 2.3.4
+constexpr size_t kMaxAddress = 254;  // RFC 5321 4.5.3.1.3: 256-octet path less the brackets
 
 bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
@@ -204,7 +204,7 @@ Result<std::string> to_ascii_domain(std::string_view domain) {
 
 bool has_control(std::string_view s) {
   for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) return true;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return true;
   }
   return false;
 }
@@ -300,7 +300,14 @@ Result<Mailbox> parse_address(std::string_view text) { return parse_address(text
 Result<Mailbox> parse_mailbox(std::string_view text) {
   if (has_control(text)) return Status::invalid("mailbox contains a control character");
   text = trim(text);
-  if (text.empty() || text.back() != '>') return parse_address(text);
+  if (text.empty() || text.back() != '>') {
+    if (size_t close = text.rfind('>'); close != std::string_view::npos) {
+      return Status::invalid("mailbox has text after the address's closing '>'");
+    }
+    if (text.find('<') != std::string_view::npos)
+      return Status::invalid("mailbox has '<' without '>'");
+    return parse_address(text);
+  }
 
   // "Name <address>": the '<' that opens the address is the last one outside quotes.
   size_t open = std::string_view::npos;

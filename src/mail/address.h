@@ -36,7 +36,8 @@ Result<Mailbox> parse_address(std::string_view text, const AddressOptions& optio
 // Parses a header mailbox as a user writes it for --from: "Name <user@example.com>",
 // "\"Last, First\" <user@example.com>" or a bare address. The address part is validated
 // with parse_address. A quoted display name has its backslash escapes removed; RFC 2047
-// encoded-words outside quotes are decoded. Control characters (CR, LF, ...) anywhere are refused.
+// encoded-words outside quotes are decoded (RFC 2047 5(3): not inside them). Control characters
+// (CR, LF, ...; TAB counts as a space) are refused.
 // Comments and groups are not supported: this is for names that people type, not for reading
 // arbitrary received headers.
 Result<Mailbox> parse_mailbox(std::string_view text);

@@ -25,10 +25,10 @@
 namespace magnetic::mail {
 namespace {
 
-constexpr size_t kFoldAt = 78;        // RFC 5322 2.1.1 SHOULD
-constexpr size_t kEncodedLine = 76;   // RFC 2047 2: lines holding encoded-words
-constexpr size_t kMaxWord = 75;       // RFC 2047 2: one encoded-word
-constexpr size_t kMaxLine = 998;      // RFC 5322 2.1.1 MUST
+constexpr size_t kFoldAt = 78;       // RFC 5322 2.1.1 SHOULD
+constexpr size_t kEncodedLine = 76;  // RFC 2047 2: lines holding encoded-words
+constexpr size_t kMaxWord = 75;      // RFC 2047 2: one encoded-word
+constexpr size_t kMaxLine = 998;     // RFC 5322 2.1.1 MUST
 constexpr std::string_view kQPrefix = "=?UTF-8?Q?";
 constexpr std::string_view kBPrefix = "=?UTF-8?B?";
 constexpr size_t kWordOverhead = 12;  // prefix and "?="
@@ -252,8 +252,8 @@ class FieldWriter {
   bool has_word_ = false;  // the current line holds an encoded-word
 };
 
-bool needs_encoding(std::string_view ws, std::string_view token, size_t first_line_used,
-                    bool fold, Context context) {
+bool needs_encoding(std::string_view ws, std::string_view token, size_t first_line_used, bool fold,
+                    Context context) {
   for (unsigned char c : token) {
     if (c >= 0x80) return true;
     if (context == Context::kPhrase && !is_atext(c)) return true;

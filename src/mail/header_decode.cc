@@ -210,9 +210,9 @@ std::string decode_words(std::string_view s) {
   std::string out;
   out.reserve(s.size());
 
-  std::string pending;            // bytes of adjacent words in one charset
+  std::string pending;  // bytes of adjacent words in one charset
   std::string_view pending_charset;
-  std::string_view pending_raw;   // their original text, for an unknown charset
+  std::string_view pending_raw;  // their original text, for an unknown charset
   size_t pending_raw_start = 0;
   auto flush = [&] {
     if (pending_charset.empty()) return;

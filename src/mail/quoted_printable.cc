@@ -94,7 +94,8 @@ std::string qp_decode(std::string_view encoded) {
     size_t line_end = lf == std::string_view::npos ? encoded.size() : lf;
     size_t content_end = line_end;
     if (content_end > i && encoded[content_end - 1] == '\r') --content_end;
-    while (content_end > i && (encoded[content_end - 1] == ' ' || encoded[content_end - 1] == '\t')) {
+    while (content_end > i &&
+           (encoded[content_end - 1] == ' ' || encoded[content_end - 1] == '\t')) {
       --content_end;
     }
     bool soft = false;
@@ -108,9 +109,9 @@ std::string qp_decode(std::string_view encoded) {
         soft = true;
         break;
       }
-      if (k + 2 < content_end && hex_value(encoded[k + 1]) >= 0 &&
-          hex_value(encoded[k + 2]) >= 0) {
-        out.push_back(static_cast<char>(hex_value(encoded[k + 1]) * 16 + hex_value(encoded[k + 2])));
+      if (k + 2 < content_end && hex_value(encoded[k + 1]) >= 0 && hex_value(encoded[k + 2]) >= 0) {
+        out.push_back(
+            static_cast<char>(hex_value(encoded[k + 1]) * 16 + hex_value(encoded[k + 2])));
         k += 2;
       } else {
         out.push_back('=');  // not an escape: keep it, as RFC 2045 suggests for robustness

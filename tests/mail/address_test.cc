@@ -52,7 +52,8 @@ TEST(ParseAddress, ErrorsSayWhy) {
   EXPECT_EQ(error_of("user@example.com."), "domain ends with a dot");
   EXPECT_EQ(error_of("user@example..com"), "domain has two dots in a row");
   EXPECT_EQ(error_of("user@exa_mple.com"), "domain contains '_'");
-  EXPECT_EQ(error_of("user@" + std::string(64, 'a') + ".com"), "domain label longer than 63 octets");
+  EXPECT_EQ(error_of("user@" + std::string(64, 'a') + ".com"),
+            "domain label longer than 63 octets");
   std::string long_domain;
   for (int i = 0; i < 5; ++i) long_domain += std::string(60, 'a') + ".";
   long_domain += "com";  // 303 octets
@@ -74,11 +75,15 @@ TEST(ParseAddress, ErrorsSayWhy) {
 }
 
 TEST(ParseAddress, IdnDomainBecomesALabels) {
-  EXPECT_EQ(parse_address("user@b\xc3\xbc" "cher.example")->domain, "xn--bcher-kva.example");
+  EXPECT_EQ(parse_address("user@b\xc3\xbc"
+                          "cher.example")
+                ->domain,
+            "xn--bcher-kva.example");
   // Non-transitional: sharp s stays itself instead of becoming "ss" (IDNA 2008 / UTS #46).
   EXPECT_EQ(parse_address("user@fa\xc3\x9f.example")->domain, "xn--fa-hia.example");
   EXPECT_EQ(error_of("user@\xff.example"), "domain is not valid UTF-8");
-  EXPECT_EQ(error_of("user@a\xe2\x80\x8e" "b.example"),
+  EXPECT_EQ(error_of("user@a\xe2\x80\x8e"
+                     "b.example"),
             "international domain cannot be converted: string contains a disallowed character");
 }
 
@@ -118,7 +123,9 @@ TEST(ParseMailbox, NameAddressForms) {
   EXPECT_EQ(r->display_name, "");
   EXPECT_EQ(r->address(), "angle@example.com");
 
-  r = parse_mailbox("Jos\xc3\xa9 <jose@b\xc3\xbc" "cher.example>");
+  r = parse_mailbox(
+      "Jos\xc3\xa9 <jose@b\xc3\xbc"
+      "cher.example>");
   EXPECT_EQ(r->display_name, "Jos\xc3\xa9");
   EXPECT_EQ(r->domain, "xn--bcher-kva.example");
 
@@ -133,6 +140,9 @@ TEST(ParseMailbox, Refusals) {
   EXPECT_EQ(parse_mailbox("Name a@example.com>").status().message(), "mailbox has '>' without '<'");
   EXPECT_EQ(parse_mailbox("\"Name <a@example.com>").status().message(),
             "mailbox has '>' without '<'");
+  EXPECT_EQ(parse_mailbox("Name <a@example.com> (comment)").status().message(),
+            "mailbox has text after the address's closing '>'");
+  EXPECT_EQ(parse_mailbox("Name <a@example.com").status().message(), "mailbox has '<' without '>'");
   EXPECT_EQ(parse_mailbox("Name <a@@example.com>").status().message(),
             "address has more than one @ (quote the local part)");
 }
@@ -162,7 +172,8 @@ std::vector<Case> load_isemail(const std::filesystem::path& tsv) {
     size_t start = 0;
     while (true) {
       size_t tab = line.find('\t', start);
-      cols.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+      cols.push_back(
+          line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
       if (tab == std::string::npos) break;
       start = tab + 1;
     }
@@ -228,6 +239,69 @@ TEST(ParseAddress, IsEmailSuiteAsEnvelopeAddresses) {
   for (const auto& id : o.disagreements) {
     EXPECT_TRUE(kOriginalDisagreements.count(id)) << "new disagreement #" << id;
   }
+}
+
+}  // namespace
+}  // namespace magnetic::mail
+
+namespace magnetic::mail {
+namespace {
+
+// mail-parser address.json (corpora/mime-headers, see its SOURCES.md): the cases that hold one
+// mailbox with an address, read with parse_mailbox. parse_mailbox is for names people type
+// (--from, contact imports), not for received headers, so comments, groups and obsolete routes
+// are out of its scope and refused; the score is printed and held at the level reached.
+// Level reached: 26 of 36. Known disagreements, by index:
+//   8, 9, 14, 22, 56: comments ("Pete(A nice chap)", "<pete(his account)@silly.test>"), which
+//       mail-parser folds into the name and we refuse or keep as text.
+//   25, 28, 31, 59: encoded-words inside a quoted string, which mail-parser decodes and RFC 2047
+//       5(3) says are not encoded-words.
+//   55: "<a@b.com> =?utf-8?q?Doe?=", a name after the address.
+const std::set<size_t> kMailboxDisagreements = {8, 9, 14, 22, 25, 28, 31, 55, 56, 59};
+constexpr size_t kMailboxAgree = 26;
+
+TEST(ParseMailbox, MailParserSingleMailboxVectors) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  auto cases = nlohmann::json::parse(
+      magnetic::testing::read_file(corpora / "mime-headers" / "mail-parser" / "address.json"));
+  size_t agree = 0, total = 0;
+  std::vector<size_t> misses;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& expected = cases[i]["expected"];
+    if (!expected.contains("List") || expected["List"].size() != 1) continue;
+    const auto& entry = expected["List"][0];
+    if (!entry["address"].is_string()) continue;
+    std::string address = entry["address"];
+    if (address.find('@') == std::string::npos || address.find(':') != std::string::npos) continue;
+    std::string name = entry["name"].is_string() ? entry["name"].get<std::string>() : "";
+
+    // The field value: up to the first line break not followed by whitespace, unfolded.
+    std::string raw = cases[i]["header"];
+    std::string value;
+    for (size_t k = 0; k < raw.size(); ++k) {
+      if (raw[k] == '\r') continue;
+      if (raw[k] == '\n') {
+        if (k + 1 < raw.size() && (raw[k + 1] == ' ' || raw[k + 1] == '\t')) continue;
+        break;
+      }
+      value.push_back(raw[k]);
+    }
+    auto r = parse_mailbox(value);
+    ++total;
+    if (r && r->display_name == name && r->address() == address) {
+      ++agree;
+    } else {
+      misses.push_back(i);
+      std::cout << "  address #" << i << " " << nlohmann::json(value).dump() << " -> "
+                << (r ? nlohmann::json(r->display_name).dump() + " " + r->address()
+                      : r.status().message())
+                << "\n";
+    }
+  }
+  std::cout << "mail-parser single mailboxes: " << agree << "/" << total << " agree\n";
+  EXPECT_EQ(total, 36u);
+  EXPECT_GE(agree, kMailboxAgree);
+  for (size_t i : misses) EXPECT_TRUE(kMailboxDisagreements.count(i)) << "new disagreement #" << i;
 }
 
 }  // namespace

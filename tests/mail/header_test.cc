@@ -93,7 +93,9 @@ TEST(FormatUnstructured, NonAsciiBecomesShortestEncodedWords) {
   EXPECT_EQ(format_unstructured("Subject", "Caf\xc3\xa9"), "Subject: =?UTF-8?B?Q2Fmw6k=?=\r\n");
   EXPECT_EQ(format_unstructured("Subject", "Biblioth\xc3\xa8que"),
             "Subject: =?UTF-8?Q?Biblioth=C3=A8que?=\r\n");
-  EXPECT_EQ(format_unstructured("Subject", "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln"),
+  EXPECT_EQ(format_unstructured("Subject",
+                                "Gr\xc3\xbc\xc3\x9f"
+                                "e aus K\xc3\xb6ln"),
             "Subject: =?UTF-8?B?R3LDvMOfZQ==?= aus =?UTF-8?B?S8O2bG4=?=\r\n");
   // Adjacent words that need encoding share one encoded-word, their space inside it.
   EXPECT_EQ(format_unstructured("Subject", "Jos\xc3\xa9 M\xc3\xbcller"),
@@ -161,9 +163,29 @@ TEST(FormatUnstructured, bad_field_name_cannot_add_header) {
 
 TEST(FormatUnstructured, RandomTextRoundTripsAndStaysWellFormed) {
   std::mt19937 rng(20261203);
-  const std::vector<std::string> alphabet = {
-      "a", "b", "Z", " ", " ", "  ", "=", "?", "_", "=?", "?=", ".", ",", "\"", "\r\n", "\t",
-      "\xc3\xa9", "\xd0\xb6", "\xe2\x82\xac", "\xf0\x9f\x98\x8a", "\xe4\xb8\xad", "(", ")"};
+  const std::vector<std::string> alphabet = {"a",
+                                             "b",
+                                             "Z",
+                                             " ",
+                                             " ",
+                                             "  ",
+                                             "=",
+                                             "?",
+                                             "_",
+                                             "=?",
+                                             "?=",
+                                             ".",
+                                             ",",
+                                             "\"",
+                                             "\r\n",
+                                             "\t",
+                                             "\xc3\xa9",
+                                             "\xd0\xb6",
+                                             "\xe2\x82\xac",
+                                             "\xf0\x9f\x98\x8a",
+                                             "\xe4\xb8\xad",
+                                             "(",
+                                             ")"};
   for (int round = 0; round < 2000; ++round) {
     std::string text;
     size_t n = rng() % 120;
@@ -184,14 +206,17 @@ TEST(FormatMailbox, DisplayNamesQuotedOrEncoded) {
   m.display_name = "Last, First \"Nick\"";
   EXPECT_EQ(format_mailbox("From", m), "From: \"Last, First \\\"Nick\\\"\" <user@example.com>\r\n");
   m.display_name = "Jos\xc3\xa9 M\xc3\xbcller";
-  EXPECT_EQ(format_mailbox("From", m), "From: =?UTF-8?B?Sm9zw6kgTcO8bGxlcg==?= <user@example.com>\r\n");
+  EXPECT_EQ(format_mailbox("From", m),
+            "From: =?UTF-8?B?Sm9zw6kgTcO8bGxlcg==?= <user@example.com>\r\n");
   m.display_name = "Ren\xc3\xa9 (Sales)";  // a phrase may not hold "(" literally
-  EXPECT_EQ(format_mailbox("From", m), "From: =?UTF-8?B?UmVuw6kgKFNhbGVzKQ==?= <user@example.com>\r\n");
+  EXPECT_EQ(format_mailbox("From", m),
+            "From: =?UTF-8?B?UmVuw6kgKFNhbGVzKQ==?= <user@example.com>\r\n");
 }
 
 TEST(FormatMailbox, crlf_in_display_name_cannot_add_header) {
   Mailbox m{"Joe\r\nBcc: victim@example.com", "user", "example.com"};
-  EXPECT_EQ(format_mailbox("From", m), "From: \"Joe Bcc: victim@example.com\" <user@example.com>\r\n");
+  EXPECT_EQ(format_mailbox("From", m),
+            "From: \"Joe Bcc: victim@example.com\" <user@example.com>\r\n");
   m.display_name = "J\xc3\xb6\r\nBcc: victim@example.com";
   std::string field = format_mailbox("From", m);
   // "Bcc:" and "victim@example.com" are no atoms, so the whole phrase is one encoded-word.
@@ -205,8 +230,8 @@ TEST(FormatMailbox, crlf_in_hand_built_address_cannot_add_header) {
 }
 
 TEST(FormatMailbox, LongNamesFold) {
-  Mailbox m{std::string(30, 'A') + " " + std::string(30, 'B') + " " + std::string(20, 'C'),
-            "user", "example.com"};
+  Mailbox m{std::string(30, 'A') + " " + std::string(30, 'B') + " " + std::string(20, 'C'), "user",
+            "example.com"};
   std::string field = format_mailbox("From", m);
   EXPECT_EQ(field, "From: " + std::string(30, 'A') + " " + std::string(30, 'B') + "\r\n " +
                        std::string(20, 'C') + " <user@example.com>\r\n");
@@ -219,7 +244,8 @@ TEST(FormatMailbox, LongNamesFold) {
 }
 
 TEST(FormatStructured, FoldsAtWhitespaceAndDropsControls) {
-  EXPECT_EQ(format_structured("Message-ID", "<abc@example.com>"), "Message-ID: <abc@example.com>\r\n");
+  EXPECT_EQ(format_structured("Message-ID", "<abc@example.com>"),
+            "Message-ID: <abc@example.com>\r\n");
   EXPECT_EQ(format_structured("List-Unsubscribe",
                               "<https://example.com/unsubscribe/0123456789abcdefghijklmnop>, "
                               "<mailto:unsubscribe@example.com?subject=unsubscribe>"),
@@ -250,9 +276,9 @@ TEST(EncodeWords, PlainAsciiUnchanged) {
 }
 
 TEST(DecodeWords, RulesOfRfc2047) {
-  EXPECT_EQ(decode_words("=?UTF-8?Q?a?= =?UTF-8?Q?b?="), "ab");        // space between dropped
-  EXPECT_EQ(decode_words("=?UTF-8?Q?a?=\r\n =?UTF-8?Q?b?="), "ab");    // and a fold too
-  EXPECT_EQ(decode_words("x =?UTF-8?Q?a?= y"), "x a y");               // kept next to text
+  EXPECT_EQ(decode_words("=?UTF-8?Q?a?= =?UTF-8?Q?b?="), "ab");      // space between dropped
+  EXPECT_EQ(decode_words("=?UTF-8?Q?a?=\r\n =?UTF-8?Q?b?="), "ab");  // and a fold too
+  EXPECT_EQ(decode_words("x =?UTF-8?Q?a?= y"), "x a y");             // kept next to text
   EXPECT_EQ(decode_words("line one\r\n\tcontinued"), "line one\tcontinued");
   EXPECT_EQ(decode_words("=?ISO-8859-1?Q?J=F8rn?="), "J\xc3\xb8rn");
   EXPECT_EQ(decode_words("=?x-unknown?Q?abc?="), "=?x-unknown?Q?abc?=");
@@ -315,8 +341,8 @@ TEST(DecodeWords, LibmimeVectors) {
     if (fn == "decodeWords") {
       input = c["args"][0].get<std::string>();
     } else if (fn == "decodeWord") {
-      input = "=?" + c["args"][0].get<std::string>() + "?" + c["args"][1].get<std::string>() +
-              "?" + c["args"][2].get<std::string>() + "?=";
+      input = "=?" + c["args"][0].get<std::string>() + "?" + c["args"][1].get<std::string>() + "?" +
+              c["args"][2].get<std::string>() + "?=";
     } else {
       continue;
     }

@@ -118,8 +118,8 @@ std::optional<nlohmann::json> python_parse(const std::string& message) {
   return nlohmann::json::parse(output);
 }
 
-#define PARSE_WITH_PYTHON(var, message)                                  \
-  auto var##_opt = python_parse(message);                                \
+#define PARSE_WITH_PYTHON(var, message)                                \
+  auto var##_opt = python_parse(message);                              \
   if (!var##_opt) GTEST_SKIP() << "/usr/bin/python3 is not available"; \
   const nlohmann::json& var = *var##_opt
 
@@ -135,8 +135,7 @@ TEST(FormatDate, Rfc5322InUtc) {
   EXPECT_EQ(format_date(system_clock::time_point{seconds(951782400)}),
             "Tue, 29 Feb 2000 00:00:00 +0000");
   // Sub-second parts are cut, not rounded.
-  EXPECT_EQ(format_date(kWhen + std::chrono::milliseconds(999)),
-            "Thu, 03 Dec 2026 22:24:09 +0000");
+  EXPECT_EQ(format_date(kWhen + std::chrono::milliseconds(999)), "Thu, 03 Dec 2026 22:24:09 +0000");
 }
 
 TEST(MakeMessageId, UniqueWithDomain) {
@@ -167,19 +166,26 @@ TEST(BuildMessage, MultipartAlternativeExactBytes) {
             "MIME-Version: 1.0\r\n"
             "List-Unsubscribe: <https://example.com/u/abc>\r\n"
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            "Content-Type: multipart/alternative; boundary=\"" + b + "\"\r\n"
-            "\r\n"
-            "--" + b + "\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            "Content-Transfer-Encoding: 7bit\r\n"
-            "\r\n"
-            "Hi Alice,\r\nyour order shipped.\r\n"
-            "\r\n--" + b + "\r\n"
-            "Content-Type: text/html; charset=utf-8\r\n"
-            "Content-Transfer-Encoding: 7bit\r\n"
-            "\r\n"
-            "<p>Hi Alice,</p>\r\n<p>your order shipped.</p>"
-            "\r\n--" + b + "--\r\n");
+            "Content-Type: multipart/alternative; boundary=\"" +
+                b +
+                "\"\r\n"
+                "\r\n"
+                "--" +
+                b +
+                "\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: 7bit\r\n"
+                "\r\n"
+                "Hi Alice,\r\nyour order shipped.\r\n"
+                "\r\n--" +
+                b +
+                "\r\n"
+                "Content-Type: text/html; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: 7bit\r\n"
+                "\r\n"
+                "<p>Hi Alice,</p>\r\n<p>your order shipped.</p>"
+                "\r\n--" +
+                b + "--\r\n");
   expect_wire_safe(message);
 
   PARSE_WITH_PYTHON(parsed, message);
@@ -198,10 +204,14 @@ TEST(BuildMessage, NonAsciiGoesQuotedPrintableAndDecodesExactly) {
   MessageSpec spec = base_spec();
   spec.from.display_name = "J\xc3\xb6rg M\xc3\xbcller, Vertrieb";
   spec.to.display_name = "\xe5\xb1\xb1\xe7\x94\xb0 \xe5\xa4\xaa\xe9\x83\x8e";
-  spec.subject = "Ihre Bestellung \xe2\x80\x93 Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln! "
-                 "\xf0\x9f\x98\x8a Und ein sehr langer Betreff, der gefaltet werden muss, "
-                 "weil er nicht in eine Zeile passt";
-  spec.text = "Sch\xc3\xb6ne Gr\xc3\xbc\xc3\x9f" "e,\n.\n..leading dots\nend with space \n";
+  spec.subject =
+      "Ihre Bestellung \xe2\x80\x93 Gr\xc3\xbc\xc3\x9f"
+      "e aus K\xc3\xb6ln! "
+      "\xf0\x9f\x98\x8a Und ein sehr langer Betreff, der gefaltet werden muss, "
+      "weil er nicht in eine Zeile passt";
+  spec.text =
+      "Sch\xc3\xb6ne Gr\xc3\xbc\xc3\x9f"
+      "e,\n.\n..leading dots\nend with space \n";
   spec.html = "<html><body><p>" + std::string(300, 'w') + " \xc3\xa9t\xc3\xa9</p></body></html>";
   std::string message = build(spec);
   expect_wire_safe(message);
@@ -219,8 +229,7 @@ TEST(BuildMessage, NonAsciiGoesQuotedPrintableAndDecodesExactly) {
   EXPECT_EQ(parsed["parts"][0]["cte"], "quoted-printable");
   EXPECT_EQ(parsed["parts"][0]["charset"], "utf-8");
   EXPECT_EQ(parsed["parts"][1]["content"], spec.html);
-  EXPECT_EQ(parsed["from"],
-            nlohmann::json::array({spec.from.display_name, "news@example.com"}));
+  EXPECT_EQ(parsed["from"], nlohmann::json::array({spec.from.display_name, "news@example.com"}));
   EXPECT_EQ(parsed["to"], nlohmann::json::array({spec.to.display_name, "alice@example.net"}));
   bool saw_subject = false;
   for (const auto& h : parsed["headers"]) {
@@ -255,11 +264,11 @@ TEST(BuildMessage, crlf_in_subject_cannot_add_header) {
   PARSE_WITH_PYTHON(parsed, message);
   EXPECT_TRUE(parsed["defects"].empty()) << parsed["defects"].dump();
   EXPECT_EQ(header_names(parsed),
-            (std::vector<std::string>{"Date", "From", "To", "Subject", "Message-ID",
-                                      "MIME-Version", "X-Campaign", "Content-Type",
-                                      "Content-Transfer-Encoding"}));
+            (std::vector<std::string>{"Date", "From", "To", "Subject", "Message-ID", "MIME-Version",
+                                      "X-Campaign", "Content-Type", "Content-Transfer-Encoding"}));
   EXPECT_EQ(parsed["headers"][3][1], "Hi Bcc: victim@example.com fake body");
-  EXPECT_EQ(parsed["to"], nlohmann::json::array({"R\xc3\xa9 X-Injected: yes", "alice@example.net"}));
+  EXPECT_EQ(parsed["to"],
+            nlohmann::json::array({"R\xc3\xa9 X-Injected: yes", "alice@example.net"}));
   EXPECT_EQ(parsed["from"],
             nlohmann::json::array({"Sender Bcc: victim2@example.com", "news@example.com"}));
   ASSERT_EQ(parsed["parts"].size(), 1u);

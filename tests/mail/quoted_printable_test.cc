@@ -56,7 +56,9 @@ TEST(QuotedPrintable, ExactBytes) {
   EXPECT_EQ(encode("Hello\n"), "Hello\r\n");
   EXPECT_EQ(encode("a\r\nb\nc"), "a\r\nb\r\nc");
   EXPECT_EQ(encode("1+1=2"), "1+1=3D2");
-  EXPECT_EQ(encode("Gr\xc3\xbc\xc3\x9f" "e"), "Gr=C3=BC=C3=9Fe");
+  EXPECT_EQ(encode("Gr\xc3\xbc\xc3\x9f"
+                   "e"),
+            "Gr=C3=BC=C3=9Fe");
   EXPECT_EQ(encode("\xe2\x82\xac 5"), "=E2=82=AC 5");
   EXPECT_EQ(encode("tab\there"), "tab\there");
   EXPECT_EQ(encode("bare\rcr"), "bare=0Dcr");
@@ -77,14 +79,12 @@ TEST(QuotedPrintable, LeadingDotIsEncoded) {
 TEST(QuotedPrintable, LongLinesGetSoftBreaks) {
   EXPECT_EQ(encode(std::string(76, 'x')), std::string(76, 'x'));  // exactly fits
   EXPECT_EQ(encode(std::string(77, 'x')), std::string(75, 'x') + "=\r\nxx");
-  EXPECT_EQ(encode(std::string(160, 'y') + "\n"),
-            std::string(75, 'y') + "=\r\n" + std::string(75, 'y') + "=\r\n" +
-                std::string(10, 'y') + "\r\n");
+  EXPECT_EQ(encode(std::string(160, 'y') + "\n"), std::string(75, 'y') + "=\r\n" +
+                                                      std::string(75, 'y') + "=\r\n" +
+                                                      std::string(10, 'y') + "\r\n");
   // An escape is never split: 74 letters then "é" (=C3=A9) move the whole escape over.
-  EXPECT_EQ(encode(std::string(74, 'z') + "\xc3\xa9"),
-            std::string(74, 'z') + "=\r\n=C3=A9");
-  EXPECT_EQ(encode(std::string(72, 'z') + "\xc3\xa9"),
-            std::string(72, 'z') + "=C3=\r\n=A9");
+  EXPECT_EQ(encode(std::string(74, 'z') + "\xc3\xa9"), std::string(74, 'z') + "=\r\n=C3=A9");
+  EXPECT_EQ(encode(std::string(72, 'z') + "\xc3\xa9"), std::string(72, 'z') + "=C3=\r\n=A9");
   // A trailing space that reaches column 76 encoded still fits the last line.
   EXPECT_EQ(encode(std::string(73, 'w') + " "), std::string(73, 'w') + "=20");
   EXPECT_EQ(encode(std::string(74, 'w') + " "), std::string(74, 'w') + "=\r\n=20");
@@ -142,8 +142,8 @@ TEST(QuotedPrintable, LinesOfOnlyDots) {
   EXPECT_EQ(qp_decode(encoded), crlf_lines(text));
   EXPECT_EQ(encoded.substr(0, 11), "=2E\r\n=2E.\r\n");
   // The 80-dot line: a soft break after column 75 starts a line with a dot again.
-  EXPECT_EQ(encode(std::string(80, '.')), "=2E" + std::string(72, '.') + "=\r\n=2E" +
-                                              std::string(6, '.'));
+  EXPECT_EQ(encode(std::string(80, '.')),
+            "=2E" + std::string(72, '.') + "=\r\n=2E" + std::string(6, '.'));
 }
 
 }  // namespace
