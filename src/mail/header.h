@@ -27,7 +27,26 @@ std::string format_mailbox(std::string_view name, const Mailbox& mailbox);
 std::string format_structured(std::string_view name, std::string_view value);
 
 // One RFC 2047 encoding of a UTF-8 phrase or text, as it would appear inside a header
-// (no folding). Returned unchanged when it is printable ASCII.
+// (no folding). Returned unchanged when it is printable ASCII. Two refinements of that rule, so
+// that decode_words(encode_words(s)) == s: an ASCII word containing "=?" is encoded too (a reader
+// would otherwise take it for an encoded-word), and control characters become a space as in the
+// format_* functions. Each encoded-word is at most 75 characters and holds whole UTF-8
+// characters; invalid UTF-8 is replaced by U+FFFD.
 std::string encode_words(std::string_view text);
+
+// The same fields appended to out instead of returned (the message builder's hot path).
+void append_unstructured(std::string& out, std::string_view name, std::string_view text);
+void append_mailbox(std::string& out, std::string_view name, const Mailbox& mailbox);
+void append_structured(std::string& out, std::string_view name, std::string_view value);
+
+// Decodes a field value as a reader sees it (after "Name:", without the final line break):
+// folds (CRLF or LF followed by whitespace) are unfolded as RFC 5322 says (the line break goes,
+// the whitespace stays), RFC 2047 encoded-words are decoded to UTF-8 (any charset iconv knows;
+// an RFC 2231 language suffix "*en" is ignored), and whitespace between two adjacent
+// encoded-words is dropped. Lenient where mail in the wild needs it: adjacent words of one
+// charset are joined before conversion (a character split across words survives), whitespace
+// inside an encoded-word that a fold put there is dropped, and "=?" that does not start a
+// well-formed word is kept as text. Unknown charsets leave the word as it was.
+std::string decode_words(std::string_view value);
 
 }  // namespace magnetic::mail

@@ -19,9 +19,9 @@ namespace magnetic::mail {
 struct MessageSpec {
   Mailbox from;
   Mailbox to;
-  std::string subject;  // UTF-8; encoded and folded by the builder
-  std::string text;     // text/plain body, UTF-8; empty means no text part
-  std::string html;     // text/html body, UTF-8; empty means no HTML part
+  std::string subject;     // UTF-8; encoded and folded by the builder
+  std::string text;        // text/plain body, UTF-8; empty means no text part
+  std::string html;        // text/html body, UTF-8; empty means no HTML part
   std::string message_id;  // with angle brackets, from make_message_id()
   std::chrono::system_clock::time_point date;
   // Further fields in order, e.g. {"List-Unsubscribe", "<https://...>, <mailto:...>"}.
@@ -30,7 +30,10 @@ struct MessageSpec {
 };
 
 // Appends the whole message (headers, blank line, body) to out. Reusing out across calls
-// avoids an allocation per message.
+// avoids an allocation per message. Field order: Date, From, To, Subject, Message-ID,
+// MIME-Version, extra_headers, then Content-Type (and Content-Transfer-Encoding for one part).
+// Bodies are written with CRLF line breaks; a single-part body that does not end with a line
+// break gets one, since a message ends with CRLF. Thread-safe (no shared state).
 void build_message(const MessageSpec& spec, std::string& out);
 
 // "<26-char-id@domain>": unique across nodes (base/ids.h).
