@@ -83,8 +83,8 @@ bool vector_passes(const nlohmann::json& v, std::string& got_text) {
 
 TEST(CanonicalizationCorpus, ScoresEveryVector) {
   MAGNETIC_REQUIRE_CORPORA(corpora);
-  auto vectors = nlohmann::json::parse(
-      testing::read_file(corpora / "dkim" / "canonicalization-vectors.json"));
+  auto vectors =
+      nlohmann::json::parse(testing::read_file(corpora / "dkim" / "canonicalization-vectors.json"));
   ASSERT_EQ(vectors.size(), 40u);
 
   // All 40 pass, including the two mail-auth vectors whose header names carry whitespace

@@ -21,8 +21,10 @@ std::string base64_decode(std::string_view text) {
   if (n < 0) return {};
   size_t len = static_cast<size_t>(n);
   // EVP_DecodeBlock counts the padding as zero bytes.
-  if (text.ends_with("==")) len -= 2;
-  else if (text.ends_with("=")) len -= 1;
+  if (text.ends_with("=="))
+    len -= 2;
+  else if (text.ends_with("="))
+    len -= 1;
   out.resize(len);
   return out;
 }
@@ -99,12 +101,12 @@ TEST(Rfc8463, ReproducesPublishedSignatures) {
     EXPECT_EQ(*b, std::string(v["expected_b"]));
 
     // Canonical body and bh=.
-    std::string body = relaxed ? canonicalize_body_relaxed(parts->body)
-                               : canonicalize_body_simple(parts->body);
+    std::string body =
+        relaxed ? canonicalize_body_relaxed(parts->body) : canonicalize_body_simple(parts->body);
     ok &= body == std::string(v["canonical_body"]);
     EXPECT_EQ(body, std::string(v["canonical_body"]));
-    auto bh = body_hash(parts->body, relaxed ? Canonicalization::kRelaxed
-                                             : Canonicalization::kSimple);
+    auto bh =
+        body_hash(parts->body, relaxed ? Canonicalization::kRelaxed : Canonicalization::kSimple);
     ok &= bh == std::string(v["expected_bh"]);
     EXPECT_EQ(bh, std::string(v["expected_bh"]));
 
@@ -131,7 +133,8 @@ TEST(Rfc8463, PublishedEd25519PublicKeyMatchesSeed) {
   const auto dir = corpora / "dkim" / "rfc8463";
   auto key = load_vector_key(dir, "ed25519-private-seed.b64");
   ASSERT_TRUE(key.is_ok());
-  EXPECT_EQ(key->dns_txt_value(), "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  EXPECT_EQ(key->dns_txt_value(),
+            "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
   auto rsa = load_vector_key(dir, "rsa-private.pem");
   ASSERT_TRUE(rsa.is_ok());
   EXPECT_EQ(rsa->bits(), 1024);
