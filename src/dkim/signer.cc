@@ -26,9 +26,22 @@ const EVP_MD* sha256_md() {
   return md;
 }
 
+// Setting a signing context up costs 3 to 5 us (provider lookups), copying a ready one about
+// 0.3 us, so each thread keeps one initialized context per recently used key and signs on a
+// copy. A template holds a reference to its key: the pointer cannot be reused for another key
+// while cached, and a dropped key is freed once evicted or when the thread ends.
+constexpr size_t kCachedKeys = 4;
+
+struct SignTemplate {
+  EVP_PKEY* pkey = nullptr;
+  EVP_MD_CTX* ctx = nullptr;
+};
+
 struct ThreadState {
   EVP_MD_CTX* hash = EVP_MD_CTX_new();
   EVP_MD_CTX* sign = EVP_MD_CTX_new();
+  SignTemplate templates[kCachedKeys];
+  size_t next_victim = 0;
   MessageParts parts;
   std::string canonical;  // relaxed body, then the header hash input
   std::string signature;
@@ -39,6 +52,7 @@ struct ThreadState {
   ~ThreadState() {
     EVP_MD_CTX_free(hash);
     EVP_MD_CTX_free(sign);
+    for (SignTemplate& t : templates) EVP_MD_CTX_free(t.ctx);
   }
 };
 
@@ -65,6 +79,24 @@ Status sha256(ThreadState& ts, std::string_view data, unsigned char (&digest)[32
   return Status::ok();
 }
 
+// The initialized signing context for this key, made on first use in this thread.
+const EVP_MD_CTX* signing_template(ThreadState& ts, EVP_PKEY* pkey, const char* md_name) {
+  for (const SignTemplate& t : ts.templates) {
+    if (t.pkey == pkey) return t.ctx;
+  }
+  SignTemplate& slot = ts.templates[ts.next_victim];
+  ts.next_victim = (ts.next_victim + 1) % kCachedKeys;
+  EVP_MD_CTX_free(slot.ctx);
+  slot = {};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx || EVP_DigestSignInit_ex(ctx, nullptr, md_name, nullptr, nullptr, pkey, nullptr) != 1) {
+    EVP_MD_CTX_free(ctx);
+    return nullptr;
+  }
+  slot = {pkey, ctx};
+  return ctx;
+}
+
 // Signs per the key's algorithm into ts.signature (raw bytes).
 Status sign_into(ThreadState& ts, const DkimKey& key, std::string_view hash_input) {
   if (!key.pkey()) return Status::invalid("no key");
@@ -80,9 +112,8 @@ Status sign_into(ThreadState& ts, const DkimKey& key, std::string_view hash_inpu
     data = std::string_view(reinterpret_cast<const char*>(digest), sizeof digest);
   }
 
-  EVP_MD_CTX_reset(ts.sign);
-  if (EVP_DigestSignInit_ex(ts.sign, nullptr, md_name, nullptr, nullptr, key.pkey(), nullptr) !=
-      1) {
+  const EVP_MD_CTX* ready = signing_template(ts, key.pkey(), md_name);
+  if (!ready || EVP_MD_CTX_copy_ex(ts.sign, ready) != 1) {
     return Status::internal(openssl_error("signature init"));
   }
   size_t len = static_cast<size_t>(EVP_PKEY_get_size(key.pkey()));
