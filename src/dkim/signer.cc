@@ -213,6 +213,12 @@ class Folder {
 
 }  // namespace
 
+Result<Algorithm> parse_algorithm(std::string_view name) {
+  if (name == "rsa" || name == "rsa-sha256") return Algorithm::kRsaSha256;
+  if (name == "ed25519" || name == "ed25519-sha256") return Algorithm::kEd25519Sha256;
+  return Status::invalid("unknown DKIM algorithm '" + std::string(name) + "' (rsa or ed25519)");
+}
+
 Result<std::string> sign_header_hash_input(const DkimKey& key, std::string_view hash_input) {
   ThreadState& ts = thread_state();
   if (Status s = sign_into(ts, key, hash_input); !s) return s;
@@ -228,8 +234,17 @@ Result<DkimSigner> DkimSigner::create(SignerOptions options, DkimKey key) {
   if (options.selector.empty() || !plain_tag_value(options.selector)) {
     return Status::invalid("DKIM selector '" + options.selector + "' must be non-empty ASCII");
   }
-  if (!options.identity.empty() && !plain_tag_value(options.identity)) {
-    return Status::invalid("DKIM identity '" + options.identity + "' must be ASCII");
+  if (!options.identity.empty()) {
+    // RFC 6376 3.5: the i= domain is d= or one of its subdomains.
+    std::string_view id = options.identity;
+    std::string_view id_domain =
+        id.substr(id.find('@') == std::string_view::npos ? id.size() : id.find('@') + 1);
+    std::string d = lower(options.domain), idd = lower(id_domain);
+    bool within = idd == d || (idd.size() > d.size() && idd.ends_with("." + d));
+    if (!plain_tag_value(id) || !within) {
+      return Status::invalid("DKIM identity '" + options.identity +
+                             "' must be ASCII, with d= or a subdomain after the @");
+    }
   }
   std::string_view sep = options.header_separator;
   size_t colon = sep.find(':');

@@ -20,6 +20,9 @@ namespace magnetic::dkim {
 struct DkimKeyAccess;
 enum class Algorithm { kRsaSha256, kEd25519Sha256 };
 
+// "rsa" or "rsa-sha256", "ed25519" or "ed25519-sha256" (as `keygen --algorithm` takes them).
+Result<Algorithm> parse_algorithm(std::string_view name);
+
 // A private key with its algorithm. Copies share the key.
 class DkimKey {
  public:
@@ -65,7 +68,7 @@ struct SignerOptions {
   // The tags below exist so that published vectors (RFC 8463 appendix A) can be reproduced
   // byte for byte; campaigns leave them at their defaults.
   std::optional<long> timestamp;  // t= value to write instead of the clock (with add_timestamp)
-  std::string identity;           // i= (e.g. "@example.com"); empty: no i= tag
+  std::string identity;           // i= (e.g. "@example.com", within d=); empty: no i= tag
   bool add_query_method = false;  // q=dns/txt (the default that verifiers assume anyway)
   std::string header_separator = ":";  // between names in h=; RFC 8463 writes " : "
   // When true every name in `headers` goes into h=, also where the message has no (further)

@@ -234,8 +234,21 @@ TEST(DkimSigner, RefusesMessagesAndOptionsItCannotSign) {
             "bad header name 'Bad Name' for h=");
   EXPECT_EQ(with([](SignerOptions& o) { o.header_separator = ";"; }).code(),
             StatusCode::kInvalidArgument);
+  EXPECT_EQ(with([](SignerOptions& o) { o.identity = "@example.org"; }).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(with([](SignerOptions& o) { o.identity = "news@mail.example.com"; }).is_ok());
+  EXPECT_FALSE(with([](SignerOptions& o) { o.identity = "@badexample.com"; }).is_ok());
   EXPECT_TRUE(with([](SignerOptions&) {}).is_ok());
   EXPECT_FALSE(DkimSigner::create(options_at(1), DkimKey()).is_ok());
+}
+
+TEST(DkimSigner, AlgorithmNames) {
+  EXPECT_EQ(*parse_algorithm("rsa"), Algorithm::kRsaSha256);
+  EXPECT_EQ(*parse_algorithm("rsa-sha256"), Algorithm::kRsaSha256);
+  EXPECT_EQ(*parse_algorithm("ed25519"), Algorithm::kEd25519Sha256);
+  EXPECT_EQ(*parse_algorithm("ed25519-sha256"), Algorithm::kEd25519Sha256);
+  EXPECT_EQ(parse_algorithm("dsa").status().message(),
+            "unknown DKIM algorithm 'dsa' (rsa or ed25519)");
 }
 
 TEST(DkimSigner, ManyThreadsOneSignerSameResults) {
