@@ -298,6 +298,9 @@ Result<std::string> DkimSigner::sign(std::string_view message) const {
     ts.chosen.push_back(found);
     ts.h_names.push_back(name);
   }
+  // TODO: a message with two From fields is signed (the bottom one) instead of refused;
+  // RFC 5322 allows one and receivers applying DMARC reject such mail, so the mail builder
+  // should never produce it, but raw messages from the API are not checked here.
   if (!from_signed) return Status::invalid("message has no From field to sign");
 
   // 3. bh=

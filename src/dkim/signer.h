@@ -3,6 +3,8 @@
 // A DkimSigner is built once per campaign and used from many threads: sign() is const and
 // keeps no state between calls. Canonicalization is relaxed/relaxed. The signature covers the
 // configured header names that are present in the message, in the order given.
+// Scratch buffers and OpenSSL contexts are kept per thread and reused: each thread holds an
+// initialized signing context (and so a reference) for up to 4 recently used keys.
 #pragma once
 
 #include <memory>
