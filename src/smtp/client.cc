@@ -182,6 +182,7 @@ struct SmtpClient::Impl {
       size_t n = complete_reply_length(view);
       if (n == std::string_view::npos || (n == 0 && view.size() > kMaxReplySize)) {
         std::string shown(view.substr(0, std::min<size_t>(view.find('\n'), 200)));
+        if (!shown.empty() && shown.back() == '\r') shown.pop_back();
         drop();
         co_return make_reply(0, "", "malformed reply: " + shown, stage);
       }
@@ -190,6 +191,9 @@ struct SmtpClient::Impl {
         bool ok = parse_reply(view.substr(0, n), reply);
         if (!ok) {
           std::string shown(view.substr(0, std::min<size_t>(n, 200)));
+          while (!shown.empty() && (shown.back() == '\r' || shown.back() == '\n')) {
+            shown.pop_back();
+          }
           drop();
           co_return make_reply(0, "", "malformed reply: " + shown, stage);
         }
