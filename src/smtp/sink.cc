@@ -141,6 +141,7 @@ struct SinkState {
   std::atomic<uint64_t> file_sequence{0};
   std::atomic<uint64_t> data_commands{0};
   std::atomic<uint64_t> final_dots{0};
+  const pid_t pid = ::getpid();  // for file names
 
   std::mutex mu;  // guards what follows
   bool stopped = false;
@@ -427,7 +428,7 @@ class Session {
     timespec now{};
     clock_gettime(CLOCK_REALTIME, &now);
     std::string name = std::to_string(now.tv_sec) + ".M" + std::to_string(now.tv_nsec / 1000) +
-                       "P" + std::to_string(::getpid()) + "Q" +
+                       "P" + std::to_string(state_->pid) + "Q" +
                        std::to_string(state_->file_sequence.fetch_add(1) + 1) + "." +
                        options_.hostname;
     std::string tmp = state_->tmp_dir + name;

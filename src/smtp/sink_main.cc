@@ -15,14 +15,16 @@ int run_sink_command(const SinkOptions& options) {
     return 1;
   }
   SinkServer& sink = **started;
-  std::printf("listening on %s:%u\n", options.listen_host.c_str(),
-              static_cast<unsigned>(sink.port()));
-  std::fflush(stdout);
 
+  // Signals are caught before the port is printed: a script may send one as soon as it reads it.
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&sink](const boost::system::error_code& ec, int) {
     if (!ec) sink.stop();
   });
+  std::printf("listening on %s:%u\n", options.listen_host.c_str(),
+              static_cast<unsigned>(sink.port()));
+  std::fflush(stdout);
+
   io.run();
 
   const SinkStats& stats = sink.stats();
