@@ -30,6 +30,7 @@
 #include <string_view>
 
 #include "base/log.h"
+#include "dns/domain_name.h"
 
 namespace magnetic::dns {
 namespace {
@@ -42,27 +43,6 @@ constexpr int kTypeMx = 15;
 constexpr int kTypeAaaa = 28;
 constexpr int kClassIn = 1;
 constexpr int kMaxAddressesPerHost = 16;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool valid_domain(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t label = 0;
-  for (char c : name) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
-    if (++label > 63) return false;
-  }
-  return label > 0;
-}
 
 // ---- Reading TTLs from a raw DNS message ----
 
@@ -138,6 +118,7 @@ class Channel {
   }
 
   static Result<std::unique_ptr<Channel>> open(const ResolverOptions& options) {
+    // Initialized once and never cleaned up: other modules may use c-ares in the same process.
     static std::once_flag library_once;
     static int library_status = ARES_SUCCESS;
     std::call_once(library_once, [] { library_status = ares_library_init(ARES_LIB_INIT_ALL); });
@@ -188,6 +169,9 @@ class Channel {
   }
 
   // Drives the channel until every query started has its answer (or its error).
+  // TODO: an asynchronous resolve (callback or awaitable) on one long-lived channel would let a
+  // single thread wait on many domains at once; with this blocking contract, a domain whose
+  // servers do not answer holds its calling thread for the whole timeout.
   void wait() {
     while (pending_ > 0) {
       ares_socket_t sockets[ARES_GETSOCK_MAXNUM];
@@ -365,11 +349,12 @@ Result<std::vector<Target>> Resolver::Impl::resolve(const std::string& input) {
   if (domain.size() > 1 && domain.back() == '.') domain.pop_back();
 
   // Routes: the domain exactly, then the relay.
-  if (auto it = options.routes.find(domain); it != options.routes.end()) {
-    return std::vector<Target>{it->second};
-  }
-  if (auto it = options.routes.find("*"); it != options.routes.end()) {
-    return std::vector<Target>{it->second};
+  auto route = options.routes.find(domain);
+  if (route == options.routes.end()) route = options.routes.find("*");
+  if (route != options.routes.end()) {
+    Target target = route->second;
+    if (target.mx.empty()) target.mx = target.host;  // a route written by hand names its site
+    return std::vector<Target>{std::move(target)};
   }
   if (!options.allow_dns) {
     return Status::invalid("no route for domain \"" + domain + "\" and DNS lookups are off");
@@ -377,7 +362,7 @@ Result<std::vector<Target>> Resolver::Impl::resolve(const std::string& input) {
   if (auto literal = address_literal(domain)) {
     return std::vector<Target>{Target{*literal, 25, 0, domain}};
   }
-  if (!valid_domain(domain)) {
+  if (!valid_name(domain)) {
     return Status::invalid("\"" + input + "\" is not a domain name (IDN must be an A-label)");
   }
 
@@ -488,6 +473,8 @@ Entry Resolver::Impl::finish_mx(const std::string& domain, std::vector<MxHost> h
   if (hosts.size() > static_cast<size_t>(kMaxMxHosts)) hosts.resize(kMaxMxHosts);
 
   // Round two: A and AAAA of every MX host at once.
+  // TODO: cache MX host addresses apart from domains; many domains share one provider's MX
+  // hosts, and each of them asks for the same addresses again.
   std::vector<Answer> a(hosts.size()), aaaa(hosts.size());
   for (size_t i = 0; i < hosts.size(); ++i) {
     channel.query(hosts[i].name, kTypeA, &a[i]);

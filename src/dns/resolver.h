@@ -33,7 +33,7 @@ struct Target {
   uint16_t port = 25;
   int preference = 0;  // MX preference; lower is tried first. 0 for routes and implicit MX.
   // The MX host name this address came from; the domain itself for an implicit MX (RFC 5321
-  // section 5.1); the route's host for a route.
+  // section 5.1); for a route, its own mx, or its host when that is empty.
   std::string mx;
 
   bool operator==(const Target&) const = default;

@@ -7,33 +7,11 @@
 #include <string>
 #include <string_view>
 
+#include "dns/domain_name.h"
 #include "dns/resolver.h"
 
 namespace magnetic::dns {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// A host or domain name as DNS carries it: labels of 1 to 63 letters, digits, '-' or '_' (the
-// underscore appears in real host names even though RFC 952 forbids it), 253 characters at most.
-bool valid_name(std::string_view name) {
-  if (name.empty() || name.size() > 253) return false;
-  size_t label = 0;
-  for (char c : name) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-      continue;
-    }
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
-    if (++label > 63) return false;
-  }
-  return label > 0;
-}
 
 Result<uint16_t> parse_port(std::string_view text, const std::string& where) {
   if (text.empty() || text.size() > 5) {
