@@ -69,7 +69,9 @@ class RecipientReader {
   // CSV: the column names from the header row, as written. JSON lines: empty.
   virtual const std::vector<std::string>& columns() const = 0;
 
-  // Skips the first n data rows without validating them (used by --resume).
+  // Skips the first n data rows without validating them (used by --resume). Called after some
+  // next() calls it skips the n rows that follow. Quotes are honoured and empty lines are not
+  // rows, exactly as in next(), so the row after a skip(n) from the start is row n + 1.
   virtual void skip(uint64_t n) = 0;
 };
 
