@@ -50,12 +50,17 @@ class RecipientReader {
  public:
   // Opens path. The format comes from the extension (.csv; .jsonl, .ndjson, .json).
   // For CSV the header row is read here: a missing header or no "email" column is an error.
-  static Result<std::unique_ptr<RecipientReader>> open(const std::string& path,
-                                                       AddressCheck check);
+  static Result<std::unique_ptr<RecipientReader>> open(const std::string& path, AddressCheck check);
   static Result<std::unique_ptr<RecipientReader>> open(const std::string& path, ListFormat format,
                                                        AddressCheck check);
 
   virtual ~RecipientReader() = default;
+
+  // The file is read in chunks of this size.
+  static constexpr size_t kReadBufferBytes = 64 * 1024;
+  // A row longer than this (bytes of field values) comes back as an error row and its bytes are
+  // not kept, so one stray quote cannot make the reader hold the rest of the file in memory.
+  static constexpr size_t kMaxRowBytes = 1024 * 1024;
 
   // The next row, or false at the end of the file. I/O errors come back as a row with error set
   // and then end the reading.
@@ -64,7 +69,9 @@ class RecipientReader {
   // CSV: the column names from the header row, as written. JSON lines: empty.
   virtual const std::vector<std::string>& columns() const = 0;
 
-  // Skips the first n data rows without validating them (used by --resume).
+  // Skips the first n data rows without validating them (used by --resume). Called after some
+  // next() calls it skips the n rows that follow. Quotes are honoured and empty lines are not
+  // rows, exactly as in next(), so the row after a skip(n) from the start is row n + 1.
   virtual void skip(uint64_t n) = 0;
 };
 
