@@ -147,6 +147,27 @@ void append_array(const json& arr, std::string& out) {
   }
 }
 
+// "abc".length and "abc"[i]. An index inside a character outside the BMP names half of a
+// surrogate pair in JS, which Node writes out as U+FFFD.
+Value string_property(std::string_view s, std::string_view key, int64_t index) {
+  if (key == "length") return Value::of_number(utf16_length(s));
+  if (index < 0) return Value();
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  int64_t unit = 0;
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    len = std::min(len, s.size() - i);
+    int64_t units = len == 4 ? 2 : 1;
+    if (index < unit + units) {
+      return Value::of_string(units == 2 ? kReplacement : s.substr(i, len));
+    }
+    unit += units;
+    i += len;
+  }
+  return Value();
+}
+
 }  // namespace
 
 bool truthy(const Value& v) {
@@ -345,15 +366,11 @@ Value property(const Value& parent, std::string_view key, int64_t index) {
         if (key == "length") return Value::of_number(static_cast<double>(j.size()));
         return Value();
       }
-      if (j.is_string() && key == "length") {
-        return Value::of_number(utf16_length(j.get_ref<const std::string&>()));
-      }
-      // TODO: string indexes ("abc".[0]) read as undefined; JS gives one UTF-16 unit.
+      if (j.is_string()) return string_property(j.get_ref<const std::string&>(), key, index);
       return Value();
     }
     case Value::Kind::kString:
-      if (key == "length") return Value::of_number(utf16_length(parent.string));
-      return Value();
+      return string_property(parent.string, key, index);
     case Value::Kind::kOverlay: {
       const auto& hash = parent.overlay->hash;
       for (auto it = hash.rbegin(); it != hash.rend(); ++it) {

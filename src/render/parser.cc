@@ -731,8 +731,10 @@ class Parser {
     // A block parameter in scope, innermost first.
     if (path.depth == 0 && !path.scoped && !path.parts.empty()) {
       int frame = 0;
-      for (auto it = block_params_.rbegin(); it != block_params_.rend(); ++it, ++frame) {
+      // Only blocks that declare parameters get a frame at render time, so only they count.
+      for (auto it = block_params_.rbegin(); it != block_params_.rend(); ++it) {
         const auto& names = **it;
+        if (names.empty()) continue;
         auto found = std::find(names.begin(), names.end(), path.parts[0].name);
         if (found != names.end()) {
           path.head = PathExpr::Head::kBlockParam;
@@ -741,6 +743,7 @@ class Parser {
           path.parts.erase(path.parts.begin());
           break;
         }
+        ++frame;
       }
     }
     return true;
