@@ -31,6 +31,9 @@ struct RenderOptions {
   // When true, a {{path}} (or helper argument other than a condition of #if/#unless) whose
   // value is missing fails the render with an error naming the variable, line and column.
   bool strict = false;
+  // When true, a name not found in the current context is looked up in the enclosing contexts
+  // too (mustache's rule; handlebars.js's `compat` compile option).
+  bool compat = false;
 };
 
 class Template;
@@ -49,7 +52,7 @@ class Template {
   // Compiles source. On a syntax error the Status message reads
   // "<name>: line L, column C: <what is wrong>", with 1-based line and column.
   static Result<std::shared_ptr<const Template>> compile(std::string_view source,
-                                                        std::string_view name = "template");
+                                                         std::string_view name = "template");
 
   // Renders into out (appending). Partials are looked up first among the template's inline
   // partials, then in `partials`. A missing partial is an error, as in handlebars.js.
@@ -66,6 +69,7 @@ class Template {
 
   struct Impl;
   explicit Template(std::unique_ptr<Impl> impl);
+  const Impl& impl() const { return *impl_; }  // for the renderer of a calling template
   ~Template();
 
  private:
