@@ -26,12 +26,13 @@ int main(int argc, char** argv) {
   using namespace magnetic;
   CLI::App app{"magnetic: a self-hosted bulk email sending service"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level may come after the subcommand too
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "debug, info, warn, error or off")->capture_default_str();
 
   // send
   campaign::SendSettings send;
-  std::string rate, max_age, retry_initial, tls = "opportunistic", auth;
+  std::string rate, max_age, retry_initial, slow_backoff, tls = "opportunistic", auth;
   bool print_json = false, no_progress = false;
   auto* s = app.add_subcommand("send", "send a campaign: a template to every recipient of a list");
   s->add_option("--template", send.template_path, "template JSON (SES shape or CreateEmailTemplate)")->required();
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   s->add_option("--batch-size", send.batch_size, "recipients accepted and scheduled together")->capture_default_str()->check(CLI::Range(1, 1000000));
   s->add_option("--max-age", max_age, "give up on a deferred recipient after this long (default 4h)")->check(check_duration);
   s->add_option("--retry-initial", retry_initial, "first retry delay, doubled each time (default 1m)")->check(check_duration);
+  s->add_option("--slow-backoff", slow_backoff, "pause of a domain that asked us to slow down (default 5s)")->check(check_duration);
   s->add_option("--dkim-domain", send.dkim_domain, "DKIM d=");
   s->add_option("--dkim-selector", send.dkim_selector, "DKIM s=");
   s->add_option("--dkim-key", send.dkim_key, "PEM private key (RSA or Ed25519)");
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
     if (!rate.empty()) send.rate = *parse_rate(rate);
     if (!max_age.empty()) send.max_age = *parse_duration(max_age);
     if (!retry_initial.empty()) send.retry_initial = *parse_duration(retry_initial);
+    if (!slow_backoff.empty()) send.slow_backoff = *parse_duration(slow_backoff);
     send.tls = tls == "off" ? smtp::TlsMode::kOff : tls == "require" ? smtp::TlsMode::kRequire : smtp::TlsMode::kOpportunistic;
     if (!auth.empty()) {
       auto colon = auth.find(':');

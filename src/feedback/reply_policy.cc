@@ -35,8 +35,9 @@ std::string reason_from_text(const std::string& t) {
   if (contains_any(t, {"spf", "dkim", "dmarc", "authentication", "unauthenticated"})) return "authfailure";
   if (contains_any(t, {"ptr", "reverse dns", "rdns"})) return "requireptr";
   if (contains_any(t, {"too many connections", "too many concurrent", "connection limit"})) return "toomanyconn";
-  if (contains_any(t, {"rate limit", "too many messages", "too fast", "try again later", "throttl",
-                       "temporarily deferred", "unusual rate"})) {
+  // "try again later" alone is not here: most transient replies say it, whatever the cause.
+  if (contains_any(t, {"rate limit", "too many messages", "too fast", "throttl",
+                       "temporarily deferred", "unusual rate", "sending rate"})) {
     return "speeding";
   }
   if (contains_any(t, {"user unknown", "unknown user", "no such user", "does not exist",
@@ -116,6 +117,8 @@ Verdict classify_reply(const smtp::Reply& reply) {
   v.reason = generic ? (by_text.empty() ? by_code : by_text) : by_code;
 
   if (reply.transient()) {
+    // A 421 with nothing more specific is the receiver shedding load: treat it as a rate limit.
+    if (reply.code == 421 && (v.reason.empty() || v.reason == "securityerror")) v.reason = "speeding";
     bool slow = reply.code == 421 || v.reason == "toomanyconn" || v.reason == "speeding";
     v.action = slow ? Action::kRetryAndThrottle : Action::kRetry;
     v.close_connection = reply.code == 421;

@@ -70,8 +70,11 @@ void Scheduler::session_closed(const std::string& name) {
 }
 
 void Scheduler::pause(Domain& d, Clock::time_point now) {
-  d.backoff = d.backoff.count() == 0 ? options_.initial_backoff
-                                     : std::min(options_.max_backoff, d.backoff * 2);
+  // The pause doubles only while complaints come with no delivery in between; a receiver that
+  // takes mail between its 421s (a per-connection message cap) gets the short pause each time.
+  bool again_without_progress = d.backoff.count() != 0 && d.good_since_slowdown == 0;
+  d.backoff = again_without_progress ? std::min(options_.max_backoff, d.backoff * 2)
+                                     : options_.initial_backoff;
   d.paused_until = now + d.backoff;
   d.good_since_slowdown = 0;
 }

@@ -4,8 +4,8 @@
 //
 // Strategy: every domain starts with `domain_connections` sessions allowed. A receiver that
 // asks us to slow down (421, "too many connections", rate limits) halves the domain's session
-// limit (at least 1) and pauses new sessions for a backoff that doubles each time, up to
-// `max_backoff`; every `recover_after` deliveries without complaint give one session back.
+// limit (at least 1) and pauses new sessions for a backoff that doubles each time it happens
+// again with no delivery in between, up to `max_backoff`; every `recover_after` deliveries without complaint give one session back.
 // A domain whose connections fail is paused the same way, and its waiting recipients are
 // handed back to the caller to be deferred.
 //

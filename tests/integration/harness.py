@@ -101,6 +101,10 @@ def start_sink(maildir=None, extra=()):
 def start_smtp_sink(dump_dir):
     """Postfix's smtp-sink, run directly (no Postfix daemon), dumping each message to a file."""
     check(os.path.exists(SMTP_SINK), "smtp-sink is missing (Debian package postfix)")
+    # smtp-sink drops root for "nobody", who must be able to write the dumps.
+    os.chmod(dump_dir, 0o777)
+    parent = os.path.dirname(dump_dir)
+    os.chmod(parent, os.stat(parent).st_mode | 0o711)
     port = free_port()
     args = [SMTP_SINK, "-c", "-u", "nobody", "-d", os.path.join(dump_dir, "%H/%M."), f"127.0.0.1:{port}", "256"]
     p = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

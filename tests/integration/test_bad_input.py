@@ -35,7 +35,7 @@ def main():
             f.write(b"good1@a.example,Again\r\n")                       # row 8: duplicate of row 1
             f.write(b"inject@a.example,\"Evil\r\nBcc: victim@b.example\"\r\n")  # row 9: CR/LF in data
             f.write(b"good10@xn--mnchen-3ya.example,Ten\r\n")           # row 10: IDN, A-label
-            f.write("good11@münchen.example,Eleven\r\n".encode())       # row 11: IDN, U-label
+            f.write("good10@münchen.example,Eleven\r\n".encode())       # row 11: IDN, U-label
             f.write(b"good12@a.example,\"unterminated\r\n")             # row 12: quote never closed
         report = os.path.join(work, "broken.json")
         rc, out, err = h.magnetic("send", "--template", tpl, "--recipients", lst, *common,

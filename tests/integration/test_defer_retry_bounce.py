@@ -74,7 +74,8 @@ def main():
         # 421 after 5 messages on a connection.
         md = os.path.join(work, "md-421")
         sink, port = h.start_sink(md, ["--disconnect-after", "5"])
-        rc, rep, log, out, err = send(work, "421", port, 40, "--retry-initial", "100ms", "--domain-connections", "4")
+        rc, rep, log, out, err = send(work, "421", port, 40, "--retry-initial", "100ms", "--domain-connections", "4",
+                                     "--slow-backoff", "200ms")
         h.check_eq(rc, 0, f"exit code (stderr: {err})")
         h.check_eq(rep["delivered"], 40, "delivered despite 421s")
         h.check_eq(len({m[1][0] for m in h.maildir_messages(md)}), 40, "distinct recipients at the sink")

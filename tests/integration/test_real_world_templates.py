@@ -55,6 +55,9 @@ def main():
             got = {m[1][0]: m[2] for m in h.maildir_messages(md) if m[1][0].startswith(f"rw{n}-")}
             h.check_eq(sorted(got), sorted(expected), f"recipients of {os.path.basename(path)}")
             for rcpt, raw in got.items():
+                for line in raw.split(b"\r\n"):
+                    h.check(len(line) <= 998, f"line over 998 octets to {rcpt}")
+                    h.check(b"\n" not in line and b"\r" not in line, f"bare CR or LF in the message to {rcpt}")
                 msg = h.parse(raw)
                 part = msg.get_body(("html",))
                 body = part.get_payload(decode=True).decode("utf-8")

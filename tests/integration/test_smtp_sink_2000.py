@@ -47,7 +47,7 @@ def run(work, algorithm, count, domains):
     h.magnetic("send", "--template", tpl, "--recipients", lst, "--from", "News <news@example.com>",
                *routes, "--dkim-domain", "example.com", "--dkim-selector", "s1", "--dkim-key", key,
                "--unsubscribe-url", "https://example.com/u/{token}", "--spool", os.path.join(work, f"{algorithm}.db"),
-               "--report", report, "--no-progress", check_rc=0)
+               "--report", report, "--no-progress", "--max-age", "60s", check_rc=0)
     import json
     rep = json.load(open(report))
     h.check_eq(rep["delivered"], count, "delivered in report")
@@ -69,11 +69,15 @@ def run(work, algorithm, count, domains):
     for path in files:
         raw = open(path, "rb").read()
         # smtp-sink puts its own X- fields and a Received line on top; the envelope is in them.
-        m = re.search(rb"^X-Mail-Args: FROM:<([^>]*)>", raw, re.M)
+        m = re.search(rb"^X-Mail-Args: <([^>]*)>", raw, re.M)
         env_from = m.group(1).decode() if m else ""
-        rcpt = re.search(rb"^X-Rcpt-Args: TO:<([^>]*)>", raw, re.M).group(1).decode()
+        rcpt = re.search(rb"^X-Rcpt-Args: <([^>]*)>", raw, re.M).group(1).decode()
         h.check(re.fullmatch(r"bounce\+[0-9a-z]{16}@example\.com", env_from) is not None, f"VERP sender {env_from!r}")
         h.check(rcpt in rows and rcpt not in seen, f"recipient {rcpt} unknown or repeated")
+        # What we sent starts at our first field; smtp-sink's own lines (LF-terminated) precede it.
+        start = raw.find(b"DKIM-Signature:")
+        h.check(start > 0, f"no DKIM-Signature as the first field of the message to {rcpt}")
+        raw = raw[start:]
         seen.add(rcpt)
         h.check(h.dkim_verify(raw, txt), f"dkimpy does not verify the message to {rcpt}")
         verified += 1
@@ -95,9 +99,10 @@ def run(work, algorithm, count, domains):
         want_html = HTML.replace("{{first_name}}", html_escape(name)).replace("{{code}}", html_escape(code))
         h.check_eq(text.replace("\r\n", "\n"), want_text, "text part")
         h.check_eq(html.replace("\r\n", "\n"), want_html, "html part")
-        for line in raw.split(b"\r\n"):
-            h.check(len(line) <= 998, "line over 998 octets")
-        h.check(b"\n" not in raw.replace(b"\r\n", b""), "bare LF in message")
+        # smtp-sink writes its dumps with LF line ends; CRLF on the wire is checked against our
+        # own sink, which stores the bytes as received (test_real_world_templates).
+        for line in raw.split(b"\n"):
+            h.check(len(line.rstrip(b"\r")) <= 998, f"line over 998 octets: {line[:100]!r}... ({len(line)})")
     h.check_eq(verified, count, "verified by dkimpy")
     sink.terminate()
     print(f"{algorithm}: {count} messages captured by smtp-sink, {verified} verified by dkimpy, "

@@ -107,3 +107,23 @@ TEST(Scheduler, ConnectionFailureReturnsTheWaitingRecipients) {
 
 }  // namespace
 }  // namespace magnetic::queue
+
+namespace magnetic::queue {
+namespace {
+
+// A receiver that closes with 421 after every few messages still takes mail: its pause must
+// not double each time, or a campaign to it crawls.
+TEST(Scheduler, per_connection_message_cap_does_not_double_the_pause) {
+  Scheduler s({.domain_connections = 4, .initial_backoff = std::chrono::milliseconds(200),
+               .max_backoff = std::chrono::seconds(60), .recover_after = 50});
+  auto t0 = Scheduler::Clock::time_point{} + std::chrono::seconds(100);
+  for (int i = 0; i < 10; ++i) s.add({rcpt(i, "a.example")});
+  s.slow_down("a.example", t0);
+  s.delivered("a.example");
+  s.slow_down("a.example", t0 + std::chrono::seconds(1));
+  EXPECT_FALSE(s.next("a.example", t0 + std::chrono::milliseconds(1199)).has_value());
+  EXPECT_TRUE(s.next("a.example", t0 + std::chrono::milliseconds(1200)).has_value());
+}
+
+}  // namespace
+}  // namespace magnetic::queue
