@@ -184,6 +184,8 @@ bool is_ascii(std::string_view s) {
 }
 
 // The domain in A-labels: ASCII is kept as written, a UTF-8 domain goes through libidn2.
+// TODO: an ASCII "xn--" label is only checked as LDH, not decoded to see that it is valid
+// Punycode of an allowed U-label (idn2_to_unicode_8z8z could); a bad one fails at DNS time.
 Result<std::string> to_ascii_domain(std::string_view domain) {
   if (is_ascii(domain)) return std::string(domain);
   for (size_t i = 0; i < domain.size();) {

@@ -356,8 +356,7 @@ void append_unstructured(std::string& out, std::string_view name, std::string_vi
   size_t used = out.size() - start;
   if (!text.empty()) {
     FieldWriter writer(out, used, true, " ");
-    if (is_printable_ascii(text) && text.find("=?") == std::string_view::npos &&
-        text.size() + used + 1 <= kMaxLine) {
+    if (is_printable_ascii(text)) {  // already clean: no copy
       write_value(writer, text, used + 1, true, Context::kText);
     } else {
       std::string clean;

@@ -23,7 +23,8 @@ std::string format_mailbox(std::string_view name, const Mailbox& mailbox);
 
 // A structured field whose value the caller has already made valid ASCII (Message-ID,
 // List-Unsubscribe, Content-Type, ...). Control characters are still removed; long values are
-// folded at whitespace.
+// folded at whitespace. A single token longer than a line (998) cannot be folded and is broken
+// with CRLF SP, which changes it: callers keep tokens shorter than that.
 std::string format_structured(std::string_view name, std::string_view value);
 
 // One RFC 2047 encoding of a UTF-8 phrase or text, as it would appear inside a header
