@@ -112,7 +112,10 @@ template <typename F>
 bool for_each_entry(const Value& v, F&& f);
 
 // Object.keys order of a json object: array-index keys ascending, then the rest in the order
-// the json holds them (nlohmann::json sorts keys; the original insertion order is lost).
+// the json holds them.
+// TODO: #each over an object visits non-index keys sorted, not in insertion order as
+// handlebars.js does, because nlohmann::json keeps keys in a std::map; honouring the order needs
+// a render overload taking nlohmann::ordered_json, and callers that parse with it.
 void object_key_order(const nlohmann::json& object,
                       std::vector<nlohmann::json::const_iterator>& order);
 

@@ -318,6 +318,7 @@ class Parser {
 
   // Tokens inside a tag, up to and including its closer.
   bool lex_tag_body(size_t start, size_t p, size_t& pos) {
+    tag_start_ = start;
     auto lookahead_id = [&](size_t q) {  // [=~}\s\/.)|]
       if (q >= src_.size()) return false;
       char c = src_[q];
@@ -429,7 +430,7 @@ class Parser {
       return fail(p, std::string("unexpected character '") + src_[p] + "' in tag");
     }
     if (!lookahead(q)) {
-      if (q >= src_.size()) return fail(p, "unterminated tag: {{ without }}");
+      if (q >= src_.size()) return fail(tag_start_, "unterminated tag: {{ without }}");
       return fail(q, std::string("unexpected character '") + src_[q] + "' after '" +
                          std::string(src_.substr(p, q - p)) + "'");
     }
@@ -1341,6 +1342,7 @@ class Parser {
   std::vector<Token> tokens_;
   size_t cur_ = 0;
   size_t next_pos_ = 0;
+  size_t tag_start_ = 0;
   std::vector<const std::vector<std::string>*> block_params_;
   Status error_;
   bool failed_ = false;

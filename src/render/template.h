@@ -4,8 +4,17 @@
 // and objects with @index/@first/@last/@key and block params, {{#with}}, {{else if}} chains,
 // comments ({{! }} and {{!-- --}}), whitespace control ({{~ ~}}), triple-stash and {{& }},
 // partials ({{> name}}) with indentation and hash/context arguments, inline partials
-// ({{#*inline}}), and the `lookup` helper. Output matches handlebars.js 4.x byte for byte
-// for these; differences are listed in this module's tests.
+// ({{#*inline}}), partial blocks ({{#> name}}fallback{{/name}}, {{> @partial-block}}), and
+// the `lookup` and `log` helpers. Output matches handlebars.js 4.x byte for byte for these,
+// except (each pinned in this module's tests):
+//  - #each over an object visits keys in nlohmann::json's sorted order (index-like keys first,
+//    ascending, as in JS), not in the insertion order that nlohmann::json does not keep;
+//  - adjacent unescaped values are concatenated ({{{a}}}{{{b}}} with 1 and 2 gives "12";
+//    handlebars.js adds them up to "3");
+//  - unknown helpers and wrong argument counts of built-in helpers are compile errors, where
+//    handlebars.js throws when the tag is rendered.
+// Not supported (compile errors): custom helpers, decorators other than inline, raw blocks
+// ({{{{raw}}}}) and {{= }} delimiter changes.
 //
 // A compiled Template is immutable and thread-safe to render from many threads at once.
 #pragma once

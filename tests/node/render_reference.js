@@ -18,7 +18,7 @@ process.stdin.on('end', () => {
       for (const [name, source] of Object.entries(c.partials || {})) {
         env.registerPartial(name, env.compile(source, options));
       }
-      return env.compile(c.template, options)(c.data);
+      return String(env.compile(c.template, options)(c.data));
     } catch (e) {
       return { error: String(e && e.message ? e.message : e) };
     }

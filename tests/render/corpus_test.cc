@@ -91,6 +91,12 @@ TEST(RenderCorpus, MustacheSpec) {
       if (kSkippedMustacheFiles.count(file) || delimiters ||
           kHandlebarsDifferences.count(file + "/" + name)) {
         ++score.skipped;
+        if (file + "/" + name == "partials.json/Failed Lookup") {
+          // Where handlebars differs we behave as handlebars: a missing partial is an error.
+          std::string error;
+          EXPECT_FALSE(run_case(tpl, test["data"], test.value("partials", json::object()),
+                                RenderOptions{Escape::kHtml, false, true}, &error));
+        }
         continue;
       }
       ++score.total;
@@ -146,6 +152,23 @@ std::string skip_reason(const json& c) {
   return "";
 }
 
+// Minimum passing counts per spec file, as reached.
+const std::map<std::string, int> kHandlebarsMinimum = {
+    {"spec/basic.js", 47},       {"spec/blocks.js", 18},
+    {"spec/builtins.js", 23},    {"spec/data.js", 2},
+    {"spec/helpers.js", 10},     {"spec/partials.js", 31},
+    {"spec/regressions.js", 18}, {"spec/security.js", 32},
+    {"spec/strict.js", 9},       {"spec/whitespace-control.js", 23},
+};
+
+// The cases that fail, and why. All three iterate an object whose keys handlebars.js visits in
+// insertion order; nlohmann::json keeps its keys sorted, so the order cannot be recovered.
+const std::set<std::string> kKnownHandlebarsFailures = {
+    "each object with @first",
+    "each object with @last",
+    "each object when last key is an empty string",
+};
+
 TEST(RenderCorpus, HandlebarsSpec) {
   MAGNETIC_REQUIRE_CORPORA(corpora);
   auto path = corpora / "templates" / "handlebars-spec" / "handlebars-4.x-spec-cases.json";
@@ -153,6 +176,7 @@ TEST(RenderCorpus, HandlebarsSpec) {
   json cases = json::parse(testing::read_file(path));
   std::map<std::string, Score> scores;
   std::map<std::string, int> skip_reasons;
+  std::set<std::string> failed_names;
   for (const auto& c : cases) {
     std::string file = c["file"].get<std::string>();
     Score& score = scores[file];
@@ -180,6 +204,7 @@ TEST(RenderCorpus, HandlebarsSpec) {
     if (ok) {
       ++score.passed;
     } else {
+      failed_names.insert(c["test"].get<std::string>());
       std::cout << "  FAIL " << file << " / " << c["test"].get<std::string>() << ": "
                 << json(c["template"]).dump() << " got "
                 << (out ? json(*out).dump() : "error: " + error) << ", want "
@@ -198,7 +223,12 @@ TEST(RenderCorpus, HandlebarsSpec) {
     std::cout << "  skipped " << n << ": " << reason << "\n";
   std::cout << "handlebars-spec total: " << passed << "/" << total << " passed, " << skipped
             << " skipped\n";
-  EXPECT_GE(passed, 0);
+  for (const auto& [file, minimum] : kHandlebarsMinimum) {
+    EXPECT_GE(scores[file].passed, minimum) << file;
+  }
+  EXPECT_GE(passed, 213);
+  EXPECT_EQ(skipped, 11);
+  EXPECT_EQ(failed_names, kKnownHandlebarsFailures);
 }
 
 }  // namespace
