@@ -180,7 +180,10 @@ class Session {
       Action action = process();
       if (action == Action::kCloseNow) break;
       if (!out_.empty() && !co_await flush()) break;
-      if (action == Action::kFlushAndClose) break;
+      if (action == Action::kFlushAndClose) {
+        co_await linger(self);
+        break;
+      }
       if (action == Action::kStartTls) {
         boost::system::error_code ec;
         co_await stream_.handshake(*state_->tls, asio::ssl::stream_base::server, "", false, ec);
@@ -205,6 +208,23 @@ class Session {
 
  private:
   enum class Action { kContinue, kFlushAndClose, kCloseNow, kStartTls };
+
+  // Ends a connection gently: FIN after the last reply, then input is read and dropped until
+  // the client closes (at most 2 s). Closing with unread input would send a RST, which can
+  // destroy the last reply before the client reads it.
+  awaitable<void> linger(std::shared_ptr<Session> self) {
+    boost::system::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    delay_.expires_after(std::chrono::seconds(2));
+    delay_.async_wait([self](boost::system::error_code wait_ec) {
+      if (!wait_ec) self->stream_.close();
+    });
+    while (!ec) {
+      in_.clear();
+      co_await stream_.read_some(in_.prepare(kReadChunk / 4), ec);
+    }
+    delay_.cancel();
+  }
 
   void reply(std::string_view line) {
     out_.append(line);
@@ -296,7 +316,9 @@ class Session {
     if (starts_with_nocase(line, "EHLO")) {
       reset_transaction();
       helo_seen_ = true;
-      std::string r = "250-" + options_.hostname + " greets " + std::string(line.substr(4)) +
+      std::string_view client = line.substr(4);
+      while (!client.empty() && client.front() == ' ') client.remove_prefix(1);
+      std::string r = "250-" + options_.hostname + " greets " + std::string(client) +
                       "\r\n250-PIPELINING\r\n250-SIZE " + std::to_string(options_.size_limit) +
                       "\r\n250-8BITMIME\r\n";
       if (state_->tls && !stream_.tls()) r += "250-STARTTLS\r\n";
