@@ -8,8 +8,13 @@ packages=(
   libboost-dev libboost-system-dev libssl-dev libsqlite3-dev libc-ares-dev libgmime-3.0-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libidn2-dev
   libpsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  postfix python3 python3-dkim swaks libnet-ssleay-perl nodejs npm sqlite3
+  postfix python3 python3-dkim python3-nacl swaks libnet-ssleay-perl sqlite3 time bc
 )
+# Node.js and npm may come from elsewhere than Debian; Debian's are installed only when there
+# is no node at all (installing them over another node breaks its packages).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
