@@ -50,7 +50,7 @@ class TempDir {
 }  // namespace magnetic::testing
 
 // Skips the current test when the corpora are absent (a fresh clone without ../shared).
-#define MAGNETIC_REQUIRE_CORPORA(var)                                                      \
-  auto var##_opt = ::magnetic::testing::corpora_dir();                                     \
+#define MAGNETIC_REQUIRE_CORPORA(var)                                                          \
+  auto var##_opt = ::magnetic::testing::corpora_dir();                                         \
   if (!var##_opt) GTEST_SKIP() << "corpora not found (../shared/corpora or MAGNETIC_CORPORA)"; \
   const std::filesystem::path var = *var##_opt

@@ -14,12 +14,19 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   }
   std::string_view unit(end, text.data() + text.size() - end);
   double ms_per_unit = 0;
-  if (unit.empty() || unit == "s") ms_per_unit = 1000;
-  else if (unit == "ms") ms_per_unit = 1;
-  else if (unit == "m" || unit == "min") ms_per_unit = 60'000;
-  else if (unit == "h") ms_per_unit = 3'600'000;
-  else if (unit == "d") ms_per_unit = 86'400'000;
-  else return Status::invalid("bad duration unit '" + std::string(unit) + "' in '" + std::string(text) + "'");
+  if (unit.empty() || unit == "s")
+    ms_per_unit = 1000;
+  else if (unit == "ms")
+    ms_per_unit = 1;
+  else if (unit == "m" || unit == "min")
+    ms_per_unit = 60'000;
+  else if (unit == "h")
+    ms_per_unit = 3'600'000;
+  else if (unit == "d")
+    ms_per_unit = 86'400'000;
+  else
+    return Status::invalid("bad duration unit '" + std::string(unit) + "' in '" +
+                           std::string(text) + "'");
   return std::chrono::milliseconds(static_cast<long long>(number * ms_per_unit));
 }
 
@@ -41,7 +48,8 @@ Result<Rate> parse_rate(std::string_view text) {
   }
   auto period = parse_duration(period_text);
   if (!period) return period.status();
-  if (period->count() <= 0) return Status::invalid("bad rate '" + std::string(text) + "': zero period");
+  if (period->count() <= 0)
+    return Status::invalid("bad rate '" + std::string(text) + "': zero period");
   return Rate{count, *period};
 }
 

@@ -13,7 +13,7 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 // A throttle written N/period: "100/s", "20000/h", "5/30s". period may be any duration.
 struct Rate {
-  double count = 0;                       // events allowed per period
+  double count = 0;  // events allowed per period
   std::chrono::milliseconds period{1000};
   double per_second() const { return count * 1000.0 / static_cast<double>(period.count()); }
 };

@@ -17,10 +17,10 @@ enum class StatusCode {
   kInvalidArgument,  // the caller's input is wrong; retrying will not help
   kNotFound,
   kAlreadyExists,
-  kIoError,          // disk or peer failure; may succeed later
-  kUnavailable,      // a peer is unreachable or refused for now
+  kIoError,      // disk or peer failure; may succeed later
+  kUnavailable,  // a peer is unreachable or refused for now
   kTimeout,
-  kPermanent,        // a peer refused for good (5xx)
+  kPermanent,  // a peer refused for good (5xx)
   kInternal,
 };
 
@@ -52,8 +52,8 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {  // NOLINT
+  Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
+  Result(Status status) : v_(std::move(status)) {    // NOLINT
     if (std::get<Status>(v_).is_ok()) std::abort();  // an ok Status carries no value
   }
 

@@ -45,9 +45,9 @@ class Composer {
 
   // Writes the signed message into `message` (replacing its content) and returns the envelope
   // sender. Errors are rendering or signing failures, with the reason.
-  Result<std::string> compose(const ComposeInput& in, std::string& message,
-                              std::chrono::system_clock::time_point now =
-                                  std::chrono::system_clock::now()) const;
+  Result<std::string> compose(
+      const ComposeInput& in, std::string& message,
+      std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) const;
 
   std::string envelope_sender(const std::string& token) const;
   std::string unsubscribe_link(const std::string& token) const;

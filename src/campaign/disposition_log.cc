@@ -32,17 +32,18 @@ Status DispositionLog::open(const std::string& path) {
 }
 
 void DispositionLog::add(const Disposition& d) {
-  nlohmann::json j = {{"time", format_time_ms(d.time_ms)},
-                      {"campaign", d.campaign},
-                      {"message_id", d.message_id},
-                      {"recipient", d.recipient},
-                      {"row", d.row},
-                      {"status", d.status},
-                      {"reason", d.reason},
-                      {"reply", d.reply},
-                      {"attempt", d.attempt},
-                      {"duration_ms", static_cast<double>(static_cast<int64_t>(d.duration_ms * 1000)) / 1000},
-                      {"mx", d.mx}};
+  nlohmann::json j = {
+      {"time", format_time_ms(d.time_ms)},
+      {"campaign", d.campaign},
+      {"message_id", d.message_id},
+      {"recipient", d.recipient},
+      {"row", d.row},
+      {"status", d.status},
+      {"reason", d.reason},
+      {"reply", d.reply},
+      {"attempt", d.attempt},
+      {"duration_ms", static_cast<double>(static_cast<int64_t>(d.duration_ms * 1000)) / 1000},
+      {"mx", d.mx}};
   pending_ += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   pending_ += '\n';
 }

@@ -53,7 +53,8 @@ Result<SendReport> build_report(spool::Spool& spool, const std::string& campaign
   report.json = j;
 
   std::string& out = report.table;
-  out += fmt::format("campaign {}{}\n\n", campaign_id, report.finished ? "" : " (not finished: run again with --resume)");
+  out += fmt::format("campaign {}{}\n\n", campaign_id,
+                     report.finished ? "" : " (not finished: run again with --resume)");
   out += fmt::format("  {:<12}{:>10}\n", "recipients", t.recipients);
   out += fmt::format("  {:<12}{:>10}\n", "delivered", t.delivered);
   out += fmt::format("  {:<12}{:>10}\n", "bounced", t.bounced);
@@ -62,27 +63,30 @@ Result<SendReport> build_report(spool::Spool& spool, const std::string& campaign
   }
   out += fmt::format("  {:<12}{:>10}\n", "expired", t.expired);
   out += fmt::format("  {:<12}{:>10}\n", "deferred", t.deferred);
-  for (const auto& [reason, n] : counts->deferred_by_reason) out += fmt::format("    {:<18}{:>6}\n", reason, n);
+  for (const auto& [reason, n] : counts->deferred_by_reason)
+    out += fmt::format("    {:<18}{:>6}\n", reason, n);
   out += fmt::format("  {:<12}{:>10}\n", "failed", t.failed);
   if (t.pending) out += fmt::format("  {:<12}{:>10}\n", "pending", t.pending);
   out += fmt::format("  {:<12}{:>10}\n", "invalid", counts->invalid);
   for (size_t i = 0; i < invalid->size() && i < 10; ++i) out += "    " + (*invalid)[i].error + "\n";
-  if (counts->invalid > 10) out += fmt::format("    ... {} more in the JSON report\n", counts->invalid - 10);
+  if (counts->invalid > 10)
+    out += fmt::format("    ... {} more in the JSON report\n", counts->invalid - 10);
   if (j["possible_duplicates"].get<int64_t>() > 0) {
     out += fmt::format("  {:<12}{:>10}  (sent, reply lost before it was recorded)\n", "duplicates?",
                        j["possible_duplicates"].get<int64_t>());
   }
   out += "\n";
-  out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}\n", "domain", "recipients", "delivered",
-                     "bounced", "deferred", "failed");
+  out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}\n", "domain", "recipients",
+                     "delivered", "bounced", "deferred", "failed");
   size_t shown = 0;
   for (const auto& [domain, d] : counts->by_domain) {
     if (++shown > 50) {
-      out += fmt::format("  ... {} more domains in the JSON report\n", counts->by_domain.size() - 50);
+      out +=
+          fmt::format("  ... {} more domains in the JSON report\n", counts->by_domain.size() - 50);
       break;
     }
-    out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}\n", domain, d.recipients, d.delivered,
-                       d.bounced + d.expired, d.deferred, d.failed);
+    out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}\n", domain, d.recipients,
+                       d.delivered, d.bounced + d.expired, d.deferred, d.failed);
   }
   out += fmt::format("\n  elapsed {:.2f} s, {:.1f} messages per second\n", elapsed_s, mps);
   return report;

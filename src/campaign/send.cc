@@ -78,9 +78,10 @@ class Engine {
     if (settings.rate) rate_.emplace(*settings.rate);
     retry_.initial = settings.retry_initial;
     retry_.max_age = settings.max_age;
-    retry_.max_delay = std::max(settings.retry_initial, std::chrono::milliseconds(std::chrono::hours(1)));
+    retry_.max_delay =
+        std::max(settings.retry_initial, std::chrono::milliseconds(std::chrono::hours(1)));
     tls_->set_verify_mode(client_options_.verify_certificate ? asio::ssl::verify_peer
-                                                              : asio::ssl::verify_none);
+                                                             : asio::ssl::verify_none);
     tls_->set_default_verify_paths();
   }
 
@@ -126,8 +127,8 @@ class Engine {
   std::vector<spool::Outcome> outcomes_;
   std::vector<Disposition> records_;
 
-  std::atomic<uint64_t> accepted_{0};    // recipients in the spool for this campaign
-  std::atomic<uint64_t> finals_{0};      // of those, final (committed or queued for commit)
+  std::atomic<uint64_t> accepted_{0};  // recipients in the spool for this campaign
+  std::atomic<uint64_t> finals_{0};    // of those, final (committed or queued for commit)
   std::atomic<bool> ingest_done_{false};
   Status ingest_status_;
   std::atomic<uint64_t> delivered_{0}, bounced_{0}, deferred_{0}, failed_{0}, invalid_{0};
@@ -177,18 +178,20 @@ void Engine::record(const spool::Claimed& r, const feedback::Verdict& v, const s
       break;
     }
   }
-  Disposition d{now, campaign_id_, r.message_id, r.email, r.row, spool::state_name(o.state),
-                o.reason, o.reply, o.attempts, duration_ms, mx};
+  Disposition d{
+      now,      campaign_id_, r.message_id, r.email,     r.row, spool::state_name(o.state),
+      o.reason, o.reply,      o.attempts,   duration_ms, mx};
   push(std::move(o), std::move(d));
 }
 
 void Engine::record_failed(const spool::Claimed& r, const std::string& error) {
   int64_t now = wall_ms();
-  spool::Outcome o{r.id, RecipientState::kFailed, r.attempts, 0, r.first_attempt_ms, error,
-                   "renderingfailure"};
+  spool::Outcome o{r.id,  RecipientState::kFailed, r.attempts, 0, r.first_attempt_ms,
+                   error, "renderingfailure"};
   failed_.fetch_add(1);
-  Disposition d{now, campaign_id_, r.message_id, r.email, r.row, "failed", "renderingfailure",
-                error, r.attempts, 0, ""};
+  Disposition d{now,      campaign_id_,       r.message_id, r.email,    r.row,
+                "failed", "renderingfailure", error,        r.attempts, 0,
+                ""};
   push(std::move(o), std::move(d));
 }
 
@@ -209,7 +212,9 @@ asio::awaitable<void> Engine::session(std::string domain, std::vector<dns::Targe
   }
   if (!opened.positive()) {
     feedback::Verdict v = feedback::classify_reply(opened);
-    std::string where = targets.empty() ? domain : targets.front().host + ":" + std::to_string(targets.front().port);
+    std::string where = targets.empty()
+                            ? domain
+                            : targets.front().host + ":" + std::to_string(targets.front().port);
     {
       std::lock_guard<std::mutex> lock(routes_mu_);
       if (warned_domains_.insert(domain).second) {
@@ -317,7 +322,8 @@ void Engine::flush_outcomes() {
     Status s = spool_.commit_outcomes(outcomes);
     if (s) break;
     log_->warn("spool commit failed ({}), retrying", s.message());
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
   }
   for (const auto& d : records) dispositions_.add(d);
   if (Status s = dispositions_.flush(); !s) log_->warn("{}", s.message());
@@ -333,17 +339,21 @@ void Engine::show_progress(bool final_line) {
   uint64_t done = finals_.load();
   double secs = elapsed_s();
   double rate = secs > 0 ? static_cast<double>(delivered_.load()) / secs : 0;
-  std::string counts = fmt::format("{}/{} final, {} delivered, {} bounced, {} deferred, {} failed, {:.0f} msg/s",
-                                   done, total, delivered_.load(), bounced_.load(), deferred_.load(),
-                                   failed_.load(), rate);
+  std::string counts = fmt::format(
+      "{}/{} final, {} delivered, {} bounced, {} deferred, {} failed, {:.0f} msg/s", done, total,
+      delivered_.load(), bounced_.load(), deferred_.load(), failed_.load(), rate);
   if (tty) {
     int width = 30;
-    int filled = total ? static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total)) : 0;
+    int filled =
+        total ? static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total))
+              : 0;
     std::string bar(static_cast<size_t>(filled), '#');
     bar.resize(static_cast<size_t>(width), '.');
-    std::fprintf(stderr, "\r[%s] %3d%% %s%s", bar.c_str(),
-                 total ? static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total)) : 0,
-                 counts.c_str(), final_line ? "\n" : "");
+    std::fprintf(
+        stderr, "\r[%s] %3d%% %s%s", bar.c_str(),
+        total ? static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total))
+              : 0,
+        counts.c_str(), final_line ? "\n" : "");
     std::fflush(stderr);
   } else if (settings_.progress) {
     log_->info("{}", counts);
@@ -409,7 +419,7 @@ Status Engine::run_ingest_and_delivery(RecipientReader& reader, uint64_t skip_ro
 
   auto work = asio::make_work_guard(io_);
   int threads = settings_.io_threads > 0 ? settings_.io_threads
-                                          : std::max(1u, std::thread::hardware_concurrency());
+                                         : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> io_threads;
   for (int i = 0; i < threads; ++i) io_threads.emplace_back([this] { io_.run(); });
 
@@ -482,12 +492,15 @@ Result<SendReport> run_send(const SendSettings& settings) {
   composer_options.from = *from;
   composer_options.unsubscribe_url = settings.unsubscribe_url;
   composer_options.strict = !settings.allow_missing;
-  if (!settings.dkim_key.empty() || !settings.dkim_domain.empty() || !settings.dkim_selector.empty()) {
-    if (settings.dkim_key.empty() || settings.dkim_domain.empty() || settings.dkim_selector.empty()) {
+  if (!settings.dkim_key.empty() || !settings.dkim_domain.empty() ||
+      !settings.dkim_selector.empty()) {
+    if (settings.dkim_key.empty() || settings.dkim_domain.empty() ||
+        settings.dkim_selector.empty()) {
       return Status::invalid("DKIM needs all of --dkim-domain, --dkim-selector and --dkim-key");
     }
     auto key = dkim::DkimKey::load_pem_file(settings.dkim_key);
-    if (!key) return Status::invalid("--dkim-key '" + settings.dkim_key + "': " + key.status().message());
+    if (!key)
+      return Status::invalid("--dkim-key '" + settings.dkim_key + "': " + key.status().message());
     dkim::SignerOptions so;
     so.domain = settings.dkim_domain;
     so.selector = settings.dkim_selector;
@@ -511,11 +524,12 @@ Result<SendReport> run_send(const SendSettings& settings) {
   ro.servers = settings.dns_servers;
   dns::Resolver resolver(ro);
 
-  auto reader = RecipientReader::open(settings.recipients_path, [](std::string_view a) -> Result<std::string> {
-    auto m = mail::parse_address(a);
-    if (!m) return m.status();
-    return m->address();
-  });
+  auto reader = RecipientReader::open(settings.recipients_path,
+                                      [](std::string_view a) -> Result<std::string> {
+                                        auto m = mail::parse_address(a);
+                                        if (!m) return m.status();
+                                        return m->address();
+                                      });
   if (!reader) return reader.status();
   if (!settings.allow_missing && !(*reader)->columns().empty()) {
     auto missing = template_ptr->missing_variables((*reader)->columns());
@@ -540,16 +554,21 @@ Result<SendReport> run_send(const SendSettings& settings) {
   bool ingest_done = false;
   if (settings.resume) {
     auto c = spool.latest_campaign();
-    if (!c) return Status::not_found("--resume: " + c.status().message() + " ('" + settings.spool_path + "')");
+    if (!c)
+      return Status::not_found("--resume: " + c.status().message() + " ('" + settings.spool_path +
+                               "')");
     campaign_id = c->id;
     skip_rows = c->rows_read;
     ingest_done = c->ingest_done;
     auto recovered = spool.recover(campaign_id);
     if (!recovered) return recovered.status();
     if (recovered->in_flight_reset) {
-      log->warn("resuming campaign {}: {} recipients were in flight when it stopped; they are sent "
-                "again and counted as possible duplicates", campaign_id, recovered->in_flight_reset);
-      (void)spool.add_counter(campaign_id, "possible_duplicates", static_cast<int64_t>(recovered->in_flight_reset));
+      log->warn(
+          "resuming campaign {}: {} recipients were in flight when it stopped; they are sent "
+          "again and counted as possible duplicates",
+          campaign_id, recovered->in_flight_reset);
+      (void)spool.add_counter(campaign_id, "possible_duplicates",
+                              static_cast<int64_t>(recovered->in_flight_reset));
     }
     auto counts = spool.counts(campaign_id);
     if (!counts) return counts.status();
@@ -564,7 +583,8 @@ Result<SendReport> run_send(const SendSettings& settings) {
                                     {"template_path", settings.template_path},
                                     {"recipients_path", settings.recipients_path},
                                     {"from", settings.from}};
-    if (Status s = spool.create_campaign({campaign_id, "", settings_json.dump(), 0, false}); !s) return s;
+    if (Status s = spool.create_campaign({campaign_id, "", settings_json.dump(), 0, false}); !s)
+      return s;
     log->info("campaign {}: sending '{}' to the list '{}'", campaign_id, settings.template_path,
               settings.recipients_path);
   }
@@ -578,7 +598,8 @@ Result<SendReport> run_send(const SendSettings& settings) {
   Status run = engine.run_ingest_and_delivery(**reader, skip_rows, accepted, finals, ingest_done);
   if (!run) log->warn("the list could not be read to the end: {}", run.message());
   if (engine.possible_duplicates()) {
-    (void)spool.add_counter(campaign_id, "possible_duplicates", static_cast<int64_t>(engine.possible_duplicates()));
+    (void)spool.add_counter(campaign_id, "possible_duplicates",
+                            static_cast<int64_t>(engine.possible_duplicates()));
   }
 
   auto report = build_report(spool, campaign_id, engine.elapsed_s(), engine.delivered_this_run());

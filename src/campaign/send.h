@@ -45,16 +45,16 @@ struct SendSettings {
   std::string disposition_log;  // default: <spool>.dispositions.jsonl
   smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;
   std::optional<smtp::Credentials> relay_auth;
-  std::string ehlo_name;        // default: the From domain
-  bool allow_missing = false;   // render missing variables as empty instead of failing
-  bool progress = true;         // progress bar on a terminal, log lines otherwise
-  int io_threads = 0;           // 0: one per core
+  std::string ehlo_name;       // default: the From domain
+  bool allow_missing = false;  // render missing variables as empty instead of failing
+  bool progress = true;        // progress bar on a terminal, log lines otherwise
+  int io_threads = 0;          // 0: one per core
 };
 
 struct SendReport {
   std::string campaign_id;
-  nlohmann::json json;  // the --report document
-  std::string table;    // the same as a table for people
+  nlohmann::json json;    // the --report document
+  std::string table;      // the same as a table for people
   bool finished = false;  // every recipient final
 };
 

@@ -8,7 +8,8 @@ namespace magnetic::campaign {
 
 Result<TemplateSet> TemplateSet::load_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found("cannot read template '" + path + "': no such file or not readable");
+  if (!in)
+    return Status::not_found("cannot read template '" + path + "': no such file or not readable");
   std::stringstream buf;
   buf << in.rdbuf();
   nlohmann::json doc = nlohmann::json::parse(buf.str(), nullptr, /*allow_exceptions=*/false);
@@ -38,7 +39,8 @@ Result<TemplateSet> TemplateSet::from_json(const nlohmann::json& doc, const std:
     std::string src = (*content)[key].get<std::string>();
     set.source_[key] = src;
     auto compiled = render::Template::compile(src, part_name);
-    if (!compiled) return Status::invalid("template '" + origin + "': " + compiled.status().message());
+    if (!compiled)
+      return Status::invalid("template '" + origin + "': " + compiled.status().message());
     out = *compiled;
     return Status::ok();
   };
@@ -68,7 +70,8 @@ Status TemplateSet::render(const nlohmann::json& data, bool strict, RenderedPart
   return Status::ok();
 }
 
-std::vector<std::string> TemplateSet::missing_variables(const std::vector<std::string>& columns) const {
+std::vector<std::string> TemplateSet::missing_variables(
+    const std::vector<std::string>& columns) const {
   // A variable is provided when it names a column, or a prefix of one ("address" for
   // "address.city"), or lies inside one ("name.length" is not, but "a.b.c" under a column "a.b"
   // cannot be checked further: CSV values are strings, so it is reported).

@@ -16,7 +16,7 @@ struct RenderArgs {
   std::string data_path;  // a JSON object; empty means {}
   std::string part;       // "", "subject", "text" or "html"
   std::string from = "Sender <sender@example.com>";
-  std::string to;         // default: data["email"] or recipient@example.com
+  std::string to;  // default: data["email"] or recipient@example.com
   std::string unsubscribe_url;
   bool allow_missing = false;
 };

@@ -25,8 +25,8 @@ constexpr const char* kTemplate = R"json({
   }
 })json";
 
-const char* kFirstNames[] = {"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances",
-                             "Ken", "Margaret", "Dennis", "Zoë", "Élodie", "Jürgen", "Søren"};
+const char* kFirstNames[] = {"Ada", "Grace",    "Alan",   "Edsger", "Barbara", "Donald", "Frances",
+                             "Ken", "Margaret", "Dennis", "Zoë",    "Élodie",  "Jürgen", "Søren"};
 const char* kCities[] = {"Springfield", "Rivertown", "Lakeside", "Hillview", "Zürich", "Kraków"};
 const char* kPlans[] = {"", "basic", "pro", "team"};
 
@@ -39,7 +39,8 @@ int demo_command(const DemoArgs& args) {
   fs::remove_all(dir, ec);
   fs::create_directories(dir / "maildir", ec);
   if (ec) {
-    std::fprintf(stderr, "magnetic demo: cannot create %s: %s\n", dir.c_str(), ec.message().c_str());
+    std::fprintf(stderr, "magnetic demo: cannot create %s: %s\n", dir.c_str(),
+                 ec.message().c_str());
     return 1;
   }
 
@@ -49,7 +50,8 @@ int demo_command(const DemoArgs& args) {
   sink_options.maildir = (dir / "maildir").string();
   auto sink = smtp::SinkServer::start(io, sink_options);
   if (!sink) {
-    std::fprintf(stderr, "magnetic demo: cannot start the sink: %s\n", sink.status().message().c_str());
+    std::fprintf(stderr, "magnetic demo: cannot start the sink: %s\n",
+                 sink.status().message().c_str());
     return 1;
   }
   auto work = boost::asio::make_work_guard(io);
@@ -74,7 +76,8 @@ int demo_command(const DemoArgs& args) {
     return 1;
   }
   std::ofstream(dir / "dkim-ed25519.pem") << key->private_pem();
-  std::printf("DKIM: publish demo._domainkey.example.com TXT \"%s\"\n", key->dns_txt_value().c_str());
+  std::printf("DKIM: publish demo._domainkey.example.com TXT \"%s\"\n",
+              key->dns_txt_value().c_str());
 
   campaign::SendSettings settings;
   settings.template_path = (dir / "template.json").string();
@@ -95,10 +98,12 @@ int demo_command(const DemoArgs& args) {
   work.reset();
   io.stop();
   sink_thread.join();
-  std::printf("\nthe sink accepted %llu messages; they are in %s (one file each, envelope on top)\n",
-              static_cast<unsigned long long>((*sink)->stats().messages.load()),
-              (dir / "maildir" / "new").c_str());
-  std::printf("report: %s; dispositions: %s\n", settings.report_path.c_str(), settings.disposition_log.c_str());
+  std::printf(
+      "\nthe sink accepted %llu messages; they are in %s (one file each, envelope on top)\n",
+      static_cast<unsigned long long>((*sink)->stats().messages.load()),
+      (dir / "maildir" / "new").c_str());
+  std::printf("report: %s; dispositions: %s\n", settings.report_path.c_str(),
+              settings.disposition_log.c_str());
   return rc;
 }
 

@@ -28,7 +28,8 @@ int keygen_command(const KeygenArgs& args) {
   // The private key is written owner-only, and never over an existing file.
   int fd = ::open(args.out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) {
-    std::fprintf(stderr, "magnetic dkim keygen: cannot create '%s': %s\n", args.out.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "magnetic dkim keygen: cannot create '%s': %s\n", args.out.c_str(),
+                 std::strerror(errno));
     return 1;
   }
   std::string pem = key->private_pem();
@@ -46,8 +47,10 @@ int keygen_command(const KeygenArgs& args) {
     if (!quoted.empty()) quoted += " ";
     quoted += "\"" + value.substr(i, 255) + "\"";
   }
-  std::printf("%s._domainkey.%s. IN TXT %s\n", args.selector.c_str(), args.domain.c_str(), quoted.c_str());
-  std::fprintf(stderr, "private key written to %s; publish the TXT record above\n", args.out.c_str());
+  std::printf("%s._domainkey.%s. IN TXT %s\n", args.selector.c_str(), args.domain.c_str(),
+              quoted.c_str());
+  std::fprintf(stderr, "private key written to %s; publish the TXT record above\n",
+               args.out.c_str());
   return 0;
 }
 

@@ -28,38 +28,64 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // --log-level may come after the subcommand too
   std::string log_level = "info";
-  app.add_option("--log-level", log_level, "debug, info, warn, error or off")->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warn, error or off")
+      ->capture_default_str();
 
   // send
   campaign::SendSettings send;
   std::string rate, max_age, retry_initial, slow_backoff, tls = "opportunistic", auth;
   bool print_json = false, no_progress = false;
   auto* s = app.add_subcommand("send", "send a campaign: a template to every recipient of a list");
-  s->add_option("--template", send.template_path, "template JSON (SES shape or CreateEmailTemplate)")->required();
-  s->add_option("--recipients", send.recipients_path, "recipient list: CSV with an email column, or JSON lines")->required();
+  s->add_option("--template", send.template_path,
+                "template JSON (SES shape or CreateEmailTemplate)")
+      ->required();
+  s->add_option("--recipients", send.recipients_path,
+                "recipient list: CSV with an email column, or JSON lines")
+      ->required();
   s->add_option("--from", send.from, "\"Name <addr@domain>\"")->required();
   auto* relay = s->add_option("--relay", send.relay, "send everything through HOST:PORT");
-  s->add_option("--route", send.routes, "DOMAIN=HOST:PORT: deliver a domain to a fixed host (repeatable)")->excludes(relay);
-  s->add_option("--dns-server", send.dns_servers, "IP[:PORT] to ask for MX records instead of the system's");
+  s->add_option("--route", send.routes,
+                "DOMAIN=HOST:PORT: deliver a domain to a fixed host (repeatable)")
+      ->excludes(relay);
+  s->add_option("--dns-server", send.dns_servers,
+                "IP[:PORT] to ask for MX records instead of the system's");
   s->add_option("--rate", rate, "campaign-wide cap, N/PERIOD (100/s, 20000/h)")->check(check_rate);
-  s->add_option("--domain-connections", send.domain_connections, "concurrent connections per destination domain")->capture_default_str()->check(CLI::Range(1, 1000));
-  s->add_option("--total-connections", send.total_connections, "concurrent connections in all")->capture_default_str()->check(CLI::Range(1, 10000));
-  s->add_option("--batch-size", send.batch_size, "recipients accepted and scheduled together")->capture_default_str()->check(CLI::Range(1, 1000000));
-  s->add_option("--max-age", max_age, "give up on a deferred recipient after this long (default 4h)")->check(check_duration);
-  s->add_option("--retry-initial", retry_initial, "first retry delay, doubled each time (default 1m)")->check(check_duration);
-  s->add_option("--slow-backoff", slow_backoff, "pause of a domain that asked us to slow down (default 5s)")->check(check_duration);
+  s->add_option("--domain-connections", send.domain_connections,
+                "concurrent connections per destination domain")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  s->add_option("--total-connections", send.total_connections, "concurrent connections in all")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  s->add_option("--batch-size", send.batch_size, "recipients accepted and scheduled together")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  s->add_option("--max-age", max_age,
+                "give up on a deferred recipient after this long (default 4h)")
+      ->check(check_duration);
+  s->add_option("--retry-initial", retry_initial,
+                "first retry delay, doubled each time (default 1m)")
+      ->check(check_duration);
+  s->add_option("--slow-backoff", slow_backoff,
+                "pause of a domain that asked us to slow down (default 5s)")
+      ->check(check_duration);
   s->add_option("--dkim-domain", send.dkim_domain, "DKIM d=");
   s->add_option("--dkim-selector", send.dkim_selector, "DKIM s=");
   s->add_option("--dkim-key", send.dkim_key, "PEM private key (RSA or Ed25519)");
-  s->add_option("--unsubscribe-url", send.unsubscribe_url, "one-click unsubscribe URL; {token} is the recipient's token");
+  s->add_option("--unsubscribe-url", send.unsubscribe_url,
+                "one-click unsubscribe URL; {token} is the recipient's token");
   s->add_option("--spool", send.spool_path, "spool file (SQLite)")->capture_default_str();
   s->add_flag("--resume", send.resume, "go on with the last campaign in the spool");
   s->add_option("--report", send.report_path, "write the report as JSON to this file");
-  s->add_option("--disposition-log", send.disposition_log, "JSON lines, one per attempt (default: SPOOL.dispositions.jsonl)");
-  s->add_option("--tls", tls, "off, opportunistic or require")->capture_default_str()->check(CLI::IsMember({"off", "opportunistic", "require"}));
+  s->add_option("--disposition-log", send.disposition_log,
+                "JSON lines, one per attempt (default: SPOOL.dispositions.jsonl)");
+  s->add_option("--tls", tls, "off, opportunistic or require")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"off", "opportunistic", "require"}));
   s->add_option("--auth", auth, "USER:PASSWORD for AUTH with the relay");
   s->add_option("--ehlo", send.ehlo_name, "EHLO name (default: the From domain)");
-  s->add_flag("--allow-missing", send.allow_missing, "render variables missing from the data as empty");
+  s->add_flag("--allow-missing", send.allow_missing,
+              "render variables missing from the data as empty");
   s->add_flag("--no-progress", no_progress, "no progress bar or progress lines");
   s->add_flag("--json", print_json, "also print the JSON report");
   s->add_option("--io-threads", send.io_threads, "delivery threads (default: one per core)");
@@ -69,7 +95,8 @@ int main(int argc, char** argv) {
   auto* r = app.add_subcommand("render", "preview one recipient's message");
   r->add_option("--template", render.template_path, "template JSON")->required();
   r->add_option("--data", render.data_path, "the recipient's data, a JSON object");
-  r->add_option("--part", render.part, "print one part exactly as rendered")->check(CLI::IsMember({"subject", "text", "html"}));
+  r->add_option("--part", render.part, "print one part exactly as rendered")
+      ->check(CLI::IsMember({"subject", "text", "html"}));
   r->add_option("--from", render.from, "\"Name <addr@domain>\"")->capture_default_str();
   r->add_option("--to", render.to, "recipient address (default: data.email)");
   r->add_option("--unsubscribe-url", render.unsubscribe_url, "as for send");
@@ -82,8 +109,12 @@ int main(int argc, char** argv) {
   auto* kg = d->add_subcommand("keygen", "write a new key and print its DNS TXT record");
   kg->add_option("--domain", keygen.domain, "signing domain")->required();
   kg->add_option("--selector", keygen.selector, "selector")->required();
-  kg->add_option("--algorithm", keygen.algorithm, "rsa or ed25519")->capture_default_str()->check(CLI::IsMember({"rsa", "ed25519"}));
-  kg->add_option("--bits", keygen.bits, "RSA key size")->capture_default_str()->check(CLI::Range(1024, 8192));
+  kg->add_option("--algorithm", keygen.algorithm, "rsa or ed25519")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rsa", "ed25519"}));
+  kg->add_option("--bits", keygen.bits, "RSA key size")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 8192));
   kg->add_option("--out", keygen.out, "PEM file to create (mode 0600)")->required();
 
   // sink
@@ -94,18 +125,25 @@ int main(int argc, char** argv) {
   k->add_option("--listen", listen, "HOST:PORT (port 0: any free port)")->capture_default_str();
   k->add_option("--maildir", sink.maildir, "store messages here (Maildir); none: count only");
   k->add_option("--rcpt-code", sink.faults.rcpt_code, "answer RCPT with this code (e.g. 451, 550)");
-  k->add_option("--rcpt-fail-times", sink.faults.rcpt_fail_times, "... for the first N attempts per recipient (0: always)");
+  k->add_option("--rcpt-fail-times", sink.faults.rcpt_fail_times,
+                "... for the first N attempts per recipient (0: always)");
   k->add_option("--rcpt-text", sink.faults.rcpt_text, "text of that reply");
-  k->add_option("--disconnect-after", sink.faults.disconnect_after, "421 and close after N messages on a connection");
+  k->add_option("--disconnect-after", sink.faults.disconnect_after,
+                "421 and close after N messages on a connection");
   k->add_option("--reply-delay", reply_delay_ms, "milliseconds before every reply");
-  k->add_option("--drop-mid-data-every", sink.faults.drop_mid_data_every, "drop the connection during DATA of every N-th message");
+  k->add_option("--drop-mid-data-every", sink.faults.drop_mid_data_every,
+                "drop the connection during DATA of every N-th message");
 
   // demo
   cli::DemoArgs demo;
   auto* m = app.add_subcommand("demo", "run a whole campaign into a local sink");
   m->add_option("--dir", demo.dir, "where the demo writes its files")->capture_default_str();
-  m->add_option("--recipients", demo.recipients, "how many synthetic recipients")->capture_default_str()->check(CLI::Range(1, 10000000));
-  m->add_option("--domains", demo.domains, "over how many *.example domains")->capture_default_str()->check(CLI::Range(1, 1000));
+  m->add_option("--recipients", demo.recipients, "how many synthetic recipients")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  m->add_option("--domains", demo.domains, "over how many *.example domains")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
 
   CLI11_PARSE(app, argc, argv);
   set_log_level(log_level);
@@ -115,7 +153,9 @@ int main(int argc, char** argv) {
     if (!max_age.empty()) send.max_age = *parse_duration(max_age);
     if (!retry_initial.empty()) send.retry_initial = *parse_duration(retry_initial);
     if (!slow_backoff.empty()) send.slow_backoff = *parse_duration(slow_backoff);
-    send.tls = tls == "off" ? smtp::TlsMode::kOff : tls == "require" ? smtp::TlsMode::kRequire : smtp::TlsMode::kOpportunistic;
+    send.tls = tls == "off"       ? smtp::TlsMode::kOff
+               : tls == "require" ? smtp::TlsMode::kRequire
+                                  : smtp::TlsMode::kOpportunistic;
     if (!auth.empty()) {
       auto colon = auth.find(':');
       if (colon == std::string::npos) {

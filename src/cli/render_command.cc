@@ -28,7 +28,8 @@ int render_command(const RenderArgs& args) {
     buf << in.rdbuf();
     data = nlohmann::json::parse(buf.str(), nullptr, false);
     if (data.is_discarded() || !data.is_object()) {
-      std::fprintf(stderr, "magnetic render: data '%s' is not a JSON object\n", args.data_path.c_str());
+      std::fprintf(stderr, "magnetic render: data '%s' is not a JSON object\n",
+                   args.data_path.c_str());
       return 1;
     }
   }
@@ -57,12 +58,15 @@ int render_command(const RenderArgs& args) {
     return 1;
   }
   std::string to = args.to;
-  if (to.empty()) to = data.contains("email") && data["email"].is_string() ? data["email"].get<std::string>() : "recipient@example.com";
+  if (to.empty())
+    to = data.contains("email") && data["email"].is_string() ? data["email"].get<std::string>()
+                                                             : "recipient@example.com";
   campaign::ComposerOptions options;
   options.from = *from;
   options.unsubscribe_url = args.unsubscribe_url;
   options.strict = !args.allow_missing;
-  campaign::Composer composer(std::make_shared<const campaign::TemplateSet>(std::move(*templates)), options);
+  campaign::Composer composer(std::make_shared<const campaign::TemplateSet>(std::move(*templates)),
+                              options);
   std::string message;
   std::string token = random_token();
   auto sender = composer.compose({to, token, mail::make_message_id(from->domain), &data}, message);

@@ -20,7 +20,8 @@ int send_command(const campaign::SendSettings& settings, bool print_json) {
   }
   std::fputs(report->table.c_str(), stdout);
   if (print_json) std::puts(report->json.dump(2).c_str());
-  if (!settings.report_path.empty()) std::printf("  report written to %s\n", settings.report_path.c_str());
+  if (!settings.report_path.empty())
+    std::printf("  report written to %s\n", settings.report_path.c_str());
   return report->finished ? 0 : 3;
 }
 

@@ -10,7 +10,8 @@ namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -32,9 +33,11 @@ std::string reason_from_text(const std::string& t) {
   if (contains_any(t, {"spam", "bulk mail", "junk", "unsolicited"})) return "spamdetected";
   if (contains_any(t, {"virus", "malware"})) return "virusdetected";
   if (contains_any(t, {"reputation"})) return "badreputation";
-  if (contains_any(t, {"spf", "dkim", "dmarc", "authentication", "unauthenticated"})) return "authfailure";
+  if (contains_any(t, {"spf", "dkim", "dmarc", "authentication", "unauthenticated"}))
+    return "authfailure";
   if (contains_any(t, {"ptr", "reverse dns", "rdns"})) return "requireptr";
-  if (contains_any(t, {"too many connections", "too many concurrent", "connection limit"})) return "toomanyconn";
+  if (contains_any(t, {"too many connections", "too many concurrent", "connection limit"}))
+    return "toomanyconn";
   // "try again later" alone is not here: most transient replies say it, whatever the cause.
   if (contains_any(t, {"rate limit", "too many messages", "too fast", "throttl",
                        "temporarily deferred", "unusual rate", "sending rate"})) {
@@ -64,12 +67,12 @@ std::string reason_from_code(std::string_view enhanced) {
     std::string_view reason;
   };
   static constexpr std::array<Entry, 19> kTable = {{
-      {"1.1", "userunknown"},     {"1.0", "userunknown"},    {"1.2", "hostunknown"},
-      {"1.3", "syntaxerror"},     {"1.6", "hasmoved"},       {"1.8", "rejected"},
-      {"1.10", "notaccept"},      {"2.1", "suspend"},        {"2.2", "mailboxfull"},
-      {"2.3", "mesgtoobig"},      {"3.1", "systemfull"},     {"3.4", "mesgtoobig"},
-      {"4.1", "networkerror"},    {"4.4", "hostunknown"},    {"4.7", "expired"},
-      {"5.3", "syntaxerror"},     {"7.1", "rejected"},       {"7.26", "authfailure"},
+      {"1.1", "userunknown"},  {"1.0", "userunknown"}, {"1.2", "hostunknown"},
+      {"1.3", "syntaxerror"},  {"1.6", "hasmoved"},    {"1.8", "rejected"},
+      {"1.10", "notaccept"},   {"2.1", "suspend"},     {"2.2", "mailboxfull"},
+      {"2.3", "mesgtoobig"},   {"3.1", "systemfull"},  {"3.4", "mesgtoobig"},
+      {"4.1", "networkerror"}, {"4.4", "hostunknown"}, {"4.7", "expired"},
+      {"5.3", "syntaxerror"},  {"7.1", "rejected"},    {"7.26", "authfailure"},
       {"7.25", "requireptr"},
   }};
   for (const auto& e : kTable) {
@@ -84,10 +87,14 @@ std::string reason_from_code(std::string_view enhanced) {
 
 const char* action_name(Action a) {
   switch (a) {
-    case Action::kDelivered: return "delivered";
-    case Action::kRetry: return "retry";
-    case Action::kRetryAndThrottle: return "slow the path";
-    case Action::kBounce: return "bounce";
+    case Action::kDelivered:
+      return "delivered";
+    case Action::kRetry:
+      return "retry";
+    case Action::kRetryAndThrottle:
+      return "slow the path";
+    case Action::kBounce:
+      return "bounce";
   }
   return "unknown";
 }
@@ -118,7 +125,8 @@ Verdict classify_reply(const smtp::Reply& reply) {
 
   if (reply.transient()) {
     // A 421 with nothing more specific is the receiver shedding load: treat it as a rate limit.
-    if (reply.code == 421 && (v.reason.empty() || v.reason == "securityerror")) v.reason = "speeding";
+    if (reply.code == 421 && (v.reason.empty() || v.reason == "securityerror"))
+      v.reason = "speeding";
     bool slow = reply.code == 421 || v.reason == "toomanyconn" || v.reason == "speeding";
     v.action = slow ? Action::kRetryAndThrottle : Action::kRetry;
     v.close_connection = reply.code == 421;

@@ -25,8 +25,8 @@ const char* action_name(Action a);
 
 struct Verdict {
   Action action = Action::kRetry;
-  std::string reason;  // bounce class, e.g. "userunknown"; "delivered" for kDelivered
-  bool hard = false;   // a permanent failure that should suppress the address
+  std::string reason;             // bounce class, e.g. "userunknown"; "delivered" for kDelivered
+  bool hard = false;              // a permanent failure that should suppress the address
   bool close_connection = false;  // the session must not be reused (421, network errors)
 };
 

@@ -100,7 +100,8 @@ void Scheduler::delivered(const std::string& name) {
   }
 }
 
-std::vector<spool::Claimed> Scheduler::connection_failed(const std::string& name, Clock::time_point now) {
+std::vector<spool::Claimed> Scheduler::connection_failed(const std::string& name,
+                                                         Clock::time_point now) {
   std::lock_guard<std::mutex> lock(mu_);
   Domain& d = domain(name);
   pause(d, now);

@@ -5,9 +5,9 @@
 // Strategy: every domain starts with `domain_connections` sessions allowed. A receiver that
 // asks us to slow down (421, "too many connections", rate limits) halves the domain's session
 // limit (at least 1) and pauses new sessions for a backoff that doubles each time it happens
-// again with no delivery in between, up to `max_backoff`; every `recover_after` deliveries without complaint give one session back.
-// A domain whose connections fail is paused the same way, and its waiting recipients are
-// handed back to the caller to be deferred.
+// again with no delivery in between, up to `max_backoff`; every `recover_after` deliveries without
+// complaint give one session back. A domain whose connections fail is paused the same way, and its
+// waiting recipients are handed back to the caller to be deferred.
 //
 // Thread-safe: one mutex; every call is short.
 #pragma once
@@ -50,7 +50,8 @@ class Scheduler {
 
   // The next recipient for a session of this domain, or nothing when the queue is empty or
   // the session must end (the domain is over its limit after a slow-down).
-  std::optional<spool::Claimed> next(const std::string& domain, Clock::time_point now = Clock::now());
+  std::optional<spool::Claimed> next(const std::string& domain,
+                                     Clock::time_point now = Clock::now());
 
   void session_closed(const std::string& domain);
 

@@ -6,10 +6,11 @@ namespace magnetic::queue {
 
 Throttle::Throttle(Rate rate, double burst) : rate_(rate) {
   auto period = std::chrono::duration_cast<Clock::duration>(rate.period);
-  interval_ = Clock::duration(static_cast<Clock::rep>(static_cast<double>(period.count()) / rate.count));
+  interval_ =
+      Clock::duration(static_cast<Clock::rep>(static_cast<double>(period.count()) / rate.count));
   if (interval_.count() <= 0) interval_ = Clock::duration(1);
-  tolerance_ = Clock::duration(static_cast<Clock::rep>(static_cast<double>(interval_.count()) *
-                                                       std::max(0.0, burst - 1)));
+  tolerance_ = Clock::duration(
+      static_cast<Clock::rep>(static_cast<double>(interval_.count()) * std::max(0.0, burst - 1)));
 }
 
 Throttle::Clock::duration Throttle::reserve(Clock::time_point now) {

@@ -124,14 +124,22 @@ class Transaction {
 
 const char* state_name(RecipientState s) {
   switch (s) {
-    case RecipientState::kPending: return "pending";
-    case RecipientState::kInFlight: return "in_flight";
-    case RecipientState::kDelivered: return "delivered";
-    case RecipientState::kDeferred: return "deferred";
-    case RecipientState::kBounced: return "bounced";
-    case RecipientState::kExpired: return "expired";
-    case RecipientState::kFailed: return "failed";
-    case RecipientState::kSuppressed: return "suppressed";
+    case RecipientState::kPending:
+      return "pending";
+    case RecipientState::kInFlight:
+      return "in_flight";
+    case RecipientState::kDelivered:
+      return "delivered";
+    case RecipientState::kDeferred:
+      return "deferred";
+    case RecipientState::kBounced:
+      return "bounced";
+    case RecipientState::kExpired:
+      return "expired";
+    case RecipientState::kFailed:
+      return "failed";
+    case RecipientState::kSuppressed:
+      return "suppressed";
   }
   return "unknown";
 }
@@ -157,8 +165,9 @@ Status Spool::exec(const char* sql) {
 
 Result<std::unique_ptr<Spool>> Spool::open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                                  SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);
@@ -184,7 +193,9 @@ Status Spool::create_campaign(const CampaignRecord& c) {
           "INSERT INTO campaign (id, created_at, settings, rows_read, ingest_done, seq) "
           "VALUES (?, ?, ?, 0, 0, (SELECT COALESCE(MAX(seq), 0) + 1 FROM campaign))");
   if (!st.ok()) return st.error();
-  st.bind(1, c.id).bind(2, c.created_at.empty() ? now_rfc3339() : c.created_at).bind(3, c.settings_json);
+  st.bind(1, c.id)
+      .bind(2, c.created_at.empty() ? now_rfc3339() : c.created_at)
+      .bind(3, c.settings_json);
   if (st.step() != SQLITE_DONE) return st.error();
   return Status::ok();
 }
@@ -196,7 +207,8 @@ Result<CampaignRecord> read_campaign(sqlite3* db, const char* sql, const std::st
   if (id) st.bind(1, *id);
   int rc = st.step();
   if (rc == SQLITE_DONE) {
-    return Status::not_found(id ? "no campaign '" + *id + "' in the spool" : "the spool holds no campaign");
+    return Status::not_found(id ? "no campaign '" + *id + "' in the spool"
+                                : "the spool holds no campaign");
   }
   if (rc != SQLITE_ROW) return st.error();
   CampaignRecord c;
@@ -211,12 +223,17 @@ Result<CampaignRecord> read_campaign(sqlite3* db, const char* sql, const std::st
 
 Result<CampaignRecord> Spool::campaign(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  return read_campaign(db_, "SELECT id, created_at, settings, rows_read, ingest_done FROM campaign WHERE id = ?", &id);
+  return read_campaign(
+      db_, "SELECT id, created_at, settings, rows_read, ingest_done FROM campaign WHERE id = ?",
+      &id);
 }
 
 Result<CampaignRecord> Spool::latest_campaign() {
   std::lock_guard<std::mutex> lock(mu_);
-  return read_campaign(db_, "SELECT id, created_at, settings, rows_read, ingest_done FROM campaign ORDER BY seq DESC LIMIT 1", nullptr);
+  return read_campaign(db_,
+                       "SELECT id, created_at, settings, rows_read, ingest_done FROM campaign "
+                       "ORDER BY seq DESC LIMIT 1",
+                       nullptr);
 }
 
 Result<uint64_t> Spool::accept_batch(const std::string& campaign_id,
@@ -227,9 +244,10 @@ Result<uint64_t> Spool::accept_batch(const std::string& campaign_id,
   Transaction tx(db_);
   if (!tx.begun()) return Status::io_error(std::string("spool: ") + sqlite3_errmsg(db_));
 
-  Stmt insert(db_,
-              "INSERT OR IGNORE INTO recipient (campaign, row, email, domain, data, token, message_id) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?)");
+  Stmt insert(
+      db_,
+      "INSERT OR IGNORE INTO recipient (campaign, row, email, domain, data, token, message_id) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)");
   Stmt first_row(db_, "SELECT row FROM recipient WHERE campaign = ? AND email = ?");
   if (!insert.ok() || !first_row.ok()) return insert.error();
   uint64_t added = 0;
@@ -258,7 +276,9 @@ Result<uint64_t> Spool::accept_batch(const std::string& campaign_id,
   }
 
   Stmt progress(db_, "UPDATE campaign SET rows_read = ?, ingest_done = ? WHERE id = ?");
-  progress.bind(1, static_cast<int64_t>(rows_read)).bind(2, ingest_done ? 1 : 0).bind(3, campaign_id);
+  progress.bind(1, static_cast<int64_t>(rows_read))
+      .bind(2, ingest_done ? 1 : 0)
+      .bind(3, campaign_id);
   if (progress.step() != SQLITE_DONE) return progress.error();
 
   if (Status s = tx.commit(); !s) return s;
@@ -278,7 +298,8 @@ Result<std::vector<Claimed>> Spool::claim_due(const std::string& campaign_id, in
   std::string deferred_sql = std::string(kColumns) +
                              "WHERE campaign = ? AND state = 3 AND next_attempt_ms <= ? "
                              "ORDER BY next_attempt_ms LIMIT ?";
-  std::string pending_sql = std::string(kColumns) + "WHERE campaign = ? AND state = 0 ORDER BY id LIMIT ?";
+  std::string pending_sql =
+      std::string(kColumns) + "WHERE campaign = ? AND state = 0 ORDER BY id LIMIT ?";
   auto collect = [&](Stmt& st) -> Status {
     while (true) {
       int rc = st.step();
@@ -326,9 +347,10 @@ Status Spool::commit_outcomes(const std::vector<Outcome>& outcomes) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction tx(db_);
   if (!tx.begun()) return Status::io_error(std::string("spool: ") + sqlite3_errmsg(db_));
-  Stmt st(db_,
-          "UPDATE recipient SET state = ?, attempts = ?, next_attempt_ms = ?, first_attempt_ms = ?, "
-          "reply = ?, reason = ? WHERE id = ?");
+  Stmt st(
+      db_,
+      "UPDATE recipient SET state = ?, attempts = ?, next_attempt_ms = ?, first_attempt_ms = ?, "
+      "reply = ?, reason = ? WHERE id = ?");
   if (!st.ok()) return st.error();
   for (const auto& o : outcomes) {
     st.bind(1, static_cast<int64_t>(o.state)).bind(2, o.attempts).bind(3, o.next_attempt_ms);
@@ -343,9 +365,10 @@ Result<RecoveryReport> Spool::recover(const std::string& campaign_id) {
   std::lock_guard<std::mutex> lock(mu_);
   // A recipient in flight that was attempted before goes back to deferred (its attempt count
   // and first attempt are kept); one never attempted goes back to pending.
-  Stmt st(db_,
-          "UPDATE recipient SET state = CASE WHEN attempts > 0 THEN 3 ELSE 0 END, next_attempt_ms = 0 "
-          "WHERE campaign = ? AND state = 1");
+  Stmt st(
+      db_,
+      "UPDATE recipient SET state = CASE WHEN attempts > 0 THEN 3 ELSE 0 END, next_attempt_ms = 0 "
+      "WHERE campaign = ? AND state = 1");
   if (!st.ok()) return st.error();
   st.bind(1, campaign_id);
   if (st.step() != SQLITE_DONE) return st.error();
@@ -376,7 +399,9 @@ Result<CampaignCounts> Spool::counts(const std::string& campaign_id) {
   std::lock_guard<std::mutex> lock(mu_);
   CampaignCounts out;
   {
-    Stmt st(db_, "SELECT domain, state, COUNT(*) FROM recipient WHERE campaign = ? GROUP BY domain, state");
+    Stmt st(
+        db_,
+        "SELECT domain, state, COUNT(*) FROM recipient WHERE campaign = ? GROUP BY domain, state");
     if (!st.ok()) return st.error();
     st.bind(1, campaign_id);
     int rc;
@@ -385,29 +410,48 @@ Result<CampaignCounts> Spool::counts(const std::string& campaign_id) {
       for (DomainCounts* d : {&out.by_domain[st.text(0)], &out.total}) {
         d->recipients += n;
         switch (static_cast<RecipientState>(st.i64(1))) {
-          case RecipientState::kDelivered: d->delivered += n; break;
-          case RecipientState::kDeferred: d->deferred += n; break;
-          case RecipientState::kBounced: d->bounced += n; break;
-          case RecipientState::kExpired: d->expired += n; break;
-          case RecipientState::kFailed: d->failed += n; break;
-          case RecipientState::kSuppressed: d->suppressed += n; break;
+          case RecipientState::kDelivered:
+            d->delivered += n;
+            break;
+          case RecipientState::kDeferred:
+            d->deferred += n;
+            break;
+          case RecipientState::kBounced:
+            d->bounced += n;
+            break;
+          case RecipientState::kExpired:
+            d->expired += n;
+            break;
+          case RecipientState::kFailed:
+            d->failed += n;
+            break;
+          case RecipientState::kSuppressed:
+            d->suppressed += n;
+            break;
           case RecipientState::kPending:
-          case RecipientState::kInFlight: d->pending += n; break;
+          case RecipientState::kInFlight:
+            d->pending += n;
+            break;
         }
       }
     }
     if (rc != SQLITE_DONE) return st.error();
   }
   {
-    Stmt st(db_, "SELECT state, reason, COUNT(*) FROM recipient WHERE campaign = ? AND state IN (3, 4, 5) GROUP BY state, reason");
+    Stmt st(db_,
+            "SELECT state, reason, COUNT(*) FROM recipient WHERE campaign = ? AND state IN (3, 4, "
+            "5) GROUP BY state, reason");
     if (!st.ok()) return st.error();
     st.bind(1, campaign_id);
     while (st.step() == SQLITE_ROW) {
       std::string reason = st.text(1).empty() ? "unknown" : st.text(1);
       auto n = static_cast<uint64_t>(st.i64(2));
-      if (st.i64(0) == 4) out.bounced_by_reason[reason] += n;
-      else if (st.i64(0) == 3) out.deferred_by_reason[reason] += n;
-      else out.bounced_by_reason["expired"] += n;
+      if (st.i64(0) == 4)
+        out.bounced_by_reason[reason] += n;
+      else if (st.i64(0) == 3)
+        out.deferred_by_reason[reason] += n;
+      else
+        out.bounced_by_reason["expired"] += n;
     }
   }
   {

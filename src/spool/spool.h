@@ -29,14 +29,14 @@ struct sqlite3;
 namespace magnetic::spool {
 
 enum class RecipientState : int {
-  kPending = 0,    // accepted, not yet attempted
-  kInFlight = 1,   // handed to egress; outcome not yet recorded
-  kDelivered = 2,  // final: the receiving MTA took it (250 after the final dot)
-  kDeferred = 3,   // a transient failure; due again at next_attempt_ms
-  kBounced = 4,    // final: permanent failure
-  kExpired = 5,    // final: deferred past the campaign's max age
-  kFailed = 6,     // final: could not be rendered or signed (a rendering failure)
-  kSuppressed = 7, // final: on a suppression list, never attempted
+  kPending = 0,     // accepted, not yet attempted
+  kInFlight = 1,    // handed to egress; outcome not yet recorded
+  kDelivered = 2,   // final: the receiving MTA took it (250 after the final dot)
+  kDeferred = 3,    // a transient failure; due again at next_attempt_ms
+  kBounced = 4,     // final: permanent failure
+  kExpired = 5,     // final: deferred past the campaign's max age
+  kFailed = 6,      // final: could not be rendered or signed (a rendering failure)
+  kSuppressed = 7,  // final: on a suppression list, never attempted
 };
 const char* state_name(RecipientState s);
 bool is_final(RecipientState s);
@@ -72,18 +72,18 @@ struct Claimed {
   std::string data_json;
   std::string token;
   std::string message_id;
-  int attempts = 0;  // attempts already made before this one
+  int attempts = 0;              // attempts already made before this one
   int64_t first_attempt_ms = 0;  // 0 if never attempted
 };
 
 struct Outcome {
   int64_t id = 0;
   RecipientState state = RecipientState::kDelivered;
-  int attempts = 0;              // attempts made, including this one
-  int64_t next_attempt_ms = 0;   // for kDeferred
+  int attempts = 0;             // attempts made, including this one
+  int64_t next_attempt_ms = 0;  // for kDeferred
   int64_t first_attempt_ms = 0;
-  std::string reply;             // the SMTP reply or error that decided it
-  std::string reason;            // bounce class for kBounced/kDeferred, e.g. "userunknown"
+  std::string reply;   // the SMTP reply or error that decided it
+  std::string reason;  // bounce class for kBounced/kDeferred, e.g. "userunknown"
 };
 
 struct DomainCounts {

@@ -27,7 +27,8 @@ TEST(Rate, PeriodsWithAndWithoutCount) {
   EXPECT_FALSE(parse_rate("100").is_ok());
   EXPECT_FALSE(parse_rate("0/s").is_ok());
   EXPECT_FALSE(parse_rate("x/s").is_ok());
-  EXPECT_EQ(parse_rate("abc/s").status().message(), "bad rate 'abc/s': count must be a positive number");
+  EXPECT_EQ(parse_rate("abc/s").status().message(),
+            "bad rate 'abc/s': count must be a positive number");
 }
 
 TEST(Ids, SortableUniqueAndUrlSafe) {
@@ -35,7 +36,8 @@ TEST(Ids, SortableUniqueAndUrlSafe) {
   auto b = new_id();
   EXPECT_EQ(a.size(), 26u);
   EXPECT_NE(a, b);
-  for (char c : a + random_token()) EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')) << c;
+  for (char c : a + random_token())
+    EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')) << c;
   EXPECT_EQ(random_token(10).size(), 16u);
 }
 

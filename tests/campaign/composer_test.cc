@@ -26,7 +26,8 @@ TEST(TemplateSet, SesShapeAndCreateEmailTemplateRequest) {
   EXPECT_TRUE(a->has_text());
   EXPECT_FALSE(a->has_html());
   auto b = TemplateSet::from_json(
-      {{"TemplateName", "welcome"}, {"TemplateContent", {{"Subject", "s"}, {"Html", "<p>h</p>"}}}}, "b.json");
+      {{"TemplateName", "welcome"}, {"TemplateContent", {{"Subject", "s"}, {"Html", "<p>h</p>"}}}},
+      "b.json");
   ASSERT_TRUE(b.is_ok());
   EXPECT_EQ(b->name(), "welcome");
   EXPECT_TRUE(b->has_html());
@@ -51,8 +52,8 @@ TEST(TemplateSet, SyntaxErrorNamesPartLineAndColumn) {
 }
 
 TEST(TemplateSet, MissingVariablesAgainstColumns) {
-  auto t = templates({{"Subject", "Hi {{name}}"},
-                      {"Text", "{{address.city}} {{address.zip}}\n{{frist}}"}});
+  auto t = templates(
+      {{"Subject", "Hi {{name}}"}, {"Text", "{{address.city}} {{address.zip}}\n{{frist}}"}});
   auto missing = t->missing_variables({"email", "name", "address.city"});
   EXPECT_EQ(missing, (std::vector<std::string>{"text, line 1, column 20: 'address.zip'",
                                                "text, line 2, column 3: 'frist'"}));
@@ -71,7 +72,8 @@ TEST(Composer, VerpSenderUnsubscribeFieldsAndPersonalization) {
                          " <mailto:unsubscribe+tok123@example.com?subject=unsubscribe>\r\n"),
             std::string::npos)
       << message;
-  EXPECT_NE(message.find("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"), std::string::npos);
+  EXPECT_NE(message.find("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            std::string::npos);
   EXPECT_NE(message.find("\r\nSubject: Hi =?UTF-8?Q?Zo=C3=AB?=\r\n"), std::string::npos) << message;
   EXPECT_NE(message.find("\r\nMessage-ID: <m1@example.com>\r\n"), std::string::npos);
   EXPECT_NE(message.find("\r\nTo: a@b.example\r\n"), std::string::npos);
@@ -80,7 +82,8 @@ TEST(Composer, VerpSenderUnsubscribeFieldsAndPersonalization) {
 TEST(Composer, UnsubscribeUrlWithoutPlaceholderGetsAQueryParameter) {
   Composer plain(templates({{"Subject", "s"}, {"Text", "t"}}), options("https://example.com/u"));
   EXPECT_EQ(plain.unsubscribe_link("abc"), "https://example.com/u?token=abc");
-  Composer query(templates({{"Subject", "s"}, {"Text", "t"}}), options("https://example.com/u?list=7"));
+  Composer query(templates({{"Subject", "s"}, {"Text", "t"}}),
+                 options("https://example.com/u?list=7"));
   EXPECT_EQ(query.unsubscribe_link("abc"), "https://example.com/u?list=7&token=abc");
 }
 
@@ -101,7 +104,8 @@ TEST(Composer, crlf_in_data_cannot_add_a_header) {
   ASSERT_TRUE(c.compose({"a@b.example", "t", "<m@example.com>", &data}, message).is_ok());
   std::string head = message.substr(0, message.find("\r\n\r\n"));
   EXPECT_EQ(head.find("\r\nBcc:"), std::string::npos) << head;
-  EXPECT_NE(head.find("\r\nSubject: Hi Evil Bcc: victim@example.com\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("\r\nSubject: Hi Evil Bcc: victim@example.com\r\n"), std::string::npos)
+      << head;
 }
 
 TEST(Composer, SignedMessageStartsWithTheSignature) {
@@ -117,7 +121,9 @@ TEST(Composer, SignedMessageStartsWithTheSignature) {
   Composer c(templates({{"Subject", "s"}, {"Text", "t"}}), std::move(o));
   std::string message;
   ASSERT_TRUE(c.compose({"a@b.example", "t", "<m@example.com>", nullptr}, message).is_ok());
-  EXPECT_EQ(message.rfind("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;", 0), 0u)
+  EXPECT_EQ(
+      message.rfind("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;", 0),
+      0u)
       << message.substr(0, 200);
 }
 

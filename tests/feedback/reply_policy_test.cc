@@ -21,22 +21,34 @@ struct Case {
 TEST(ReplyPolicy, ProviderRepliesGetTheirClassAndAction) {
   const Case cases[] = {
       {250, "2.0.0", "OK queued", Action::kDelivered, "delivered", false},
-      {550, "5.1.1", "The email account that you tried to reach does not exist.", Action::kBounce, "userunknown", true},
-      {552, "5.2.2", "The email account that you tried to reach is over quota.", Action::kBounce, "mailboxfull", false},
-      {452, "4.2.2", "The email account that you tried to reach is over quota.", Action::kRetry, "mailboxfull", false},
-      {421, "4.7.0", "Try again later, closing connection.", Action::kRetryAndThrottle, "speeding", false},
-      {451, "4.7.1", "Temporarily deferred due to unexpected volume or user complaints", Action::kRetryAndThrottle, "speeding", false},
-      {550, "5.7.1", "Our system has detected that this message is likely unsolicited mail (spam).", Action::kBounce, "spamdetected", false},
-      {550, "5.7.1", "Service unavailable; client host blocked using Spamhaus", Action::kBounce, "blocked", false},
-      {550, "5.7.606", "Access denied, banned sending IP. To request removal from this list", Action::kBounce, "securityerror", false},
-      {554, "5.7.9", "Message not accepted for policy reasons.", Action::kBounce, "policyviolation", false},
-      {550, "", "Requested action not taken: mailbox unavailable", Action::kBounce, "userunknown", true},
+      {550, "5.1.1", "The email account that you tried to reach does not exist.", Action::kBounce,
+       "userunknown", true},
+      {552, "5.2.2", "The email account that you tried to reach is over quota.", Action::kBounce,
+       "mailboxfull", false},
+      {452, "4.2.2", "The email account that you tried to reach is over quota.", Action::kRetry,
+       "mailboxfull", false},
+      {421, "4.7.0", "Try again later, closing connection.", Action::kRetryAndThrottle, "speeding",
+       false},
+      {451, "4.7.1", "Temporarily deferred due to unexpected volume or user complaints",
+       Action::kRetryAndThrottle, "speeding", false},
+      {550, "5.7.1", "Our system has detected that this message is likely unsolicited mail (spam).",
+       Action::kBounce, "spamdetected", false},
+      {550, "5.7.1", "Service unavailable; client host blocked using Spamhaus", Action::kBounce,
+       "blocked", false},
+      {550, "5.7.606", "Access denied, banned sending IP. To request removal from this list",
+       Action::kBounce, "securityerror", false},
+      {554, "5.7.9", "Message not accepted for policy reasons.", Action::kBounce, "policyviolation",
+       false},
+      {550, "", "Requested action not taken: mailbox unavailable", Action::kBounce, "userunknown",
+       true},
       {554, "5.3.4", "Message too big for system", Action::kBounce, "mesgtoobig", false},
       {550, "5.1.2", "Host unknown", Action::kBounce, "hostunknown", true},
       {450, "", "", Action::kRetry, "undefined", false},
       {554, "", "", Action::kBounce, "undefined", false},
-      {421, "", "Too many concurrent SMTP connections", Action::kRetryAndThrottle, "toomanyconn", false},
-      {553, "5.1.8", "Sender address rejected: Domain not found", Action::kBounce, "rejected", false},
+      {421, "", "Too many concurrent SMTP connections", Action::kRetryAndThrottle, "toomanyconn",
+       false},
+      {553, "5.1.8", "Sender address rejected: Domain not found", Action::kBounce, "rejected",
+       false},
   };
   for (const auto& c : cases) {
     Verdict v = classify_reply(reply(c.code, c.enhanced, c.text));
@@ -48,7 +60,11 @@ TEST(ReplyPolicy, ProviderRepliesGetTheirClassAndAction) {
 
 // A block list's name contains "spam"; the reply is about the client's address, not content.
 TEST(ReplyPolicy, spamhaus_listing_is_blocked_not_spamdetected) {
-  EXPECT_EQ(classify_reply(reply(554, "5.7.1", "rejected because 192.0.2.1 is in a black list at zen.spamhaus.org")).reason, "blocked");
+  EXPECT_EQ(
+      classify_reply(
+          reply(554, "5.7.1", "rejected because 192.0.2.1 is in a black list at zen.spamhaus.org"))
+          .reason,
+      "blocked");
 }
 
 TEST(ReplyPolicy, NoReplyIsANetworkErrorThatClosesTheSession) {

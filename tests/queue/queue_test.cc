@@ -75,8 +75,11 @@ TEST(Scheduler, OpensSessionsUpToTheDomainLimitRoundRobin) {
 }
 
 TEST(Scheduler, SlowDownHalvesTheLimitPausesAndRecovers) {
-  Scheduler s({.domain_connections = 4, .total_connections = 100,
-               .initial_backoff = 1000ms, .max_backoff = 4000ms, .recover_after = 2});
+  Scheduler s({.domain_connections = 4,
+               .total_connections = 100,
+               .initial_backoff = 1000ms,
+               .max_backoff = 4000ms,
+               .recover_after = 2});
   auto t0 = Scheduler::Clock::time_point{} + 100s;
   for (int i = 0; i < 10; ++i) s.add({rcpt(i, "a.example")});
   EXPECT_EQ(s.sessions_to_open(t0).size(), 4u);
@@ -114,8 +117,10 @@ namespace {
 // A receiver that closes with 421 after every few messages still takes mail: its pause must
 // not double each time, or a campaign to it crawls.
 TEST(Scheduler, per_connection_message_cap_does_not_double_the_pause) {
-  Scheduler s({.domain_connections = 4, .initial_backoff = std::chrono::milliseconds(200),
-               .max_backoff = std::chrono::seconds(60), .recover_after = 50});
+  Scheduler s({.domain_connections = 4,
+               .initial_backoff = std::chrono::milliseconds(200),
+               .max_backoff = std::chrono::seconds(60),
+               .recover_after = 50});
   auto t0 = Scheduler::Clock::time_point{} + std::chrono::seconds(100);
   for (int i = 0; i < 10; ++i) s.add({rcpt(i, "a.example")});
   s.slow_down("a.example", t0);

@@ -8,7 +8,11 @@ namespace magnetic::spool {
 namespace {
 
 NewRecipient recipient(uint64_t row, const std::string& email) {
-  return {row, email, email.substr(email.find('@') + 1), "{}", "tok" + std::to_string(row),
+  return {row,
+          email,
+          email.substr(email.find('@') + 1),
+          "{}",
+          "tok" + std::to_string(row),
           "<m" + std::to_string(row) + "@example.com>"};
 }
 
@@ -25,8 +29,9 @@ class SpoolTest : public ::testing::Test {
 };
 
 TEST_F(SpoolTest, AcceptedBatchIsClaimedInRowOrderOnce) {
-  auto added = spool_->accept_batch("c1", {recipient(1, "a@x.example"), recipient(2, "b@y.example")},
-                                    {{3, "row 3: empty email"}}, 3, true);
+  auto added =
+      spool_->accept_batch("c1", {recipient(1, "a@x.example"), recipient(2, "b@y.example")},
+                           {{3, "row 3: empty email"}}, 3, true);
   ASSERT_TRUE(added.is_ok());
   EXPECT_EQ(*added, 2u);
   auto claimed = spool_->claim_due("c1", 0, 10);
@@ -44,8 +49,8 @@ TEST_F(SpoolTest, AcceptedBatchIsClaimedInRowOrderOnce) {
 }
 
 TEST_F(SpoolTest, DuplicateAddressIsAnInvalidRowNamingTheFirst) {
-  auto added = spool_->accept_batch("c1", {recipient(1, "a@x.example"), recipient(2, "a@x.example")},
-                                    {}, 2, true);
+  auto added = spool_->accept_batch(
+      "c1", {recipient(1, "a@x.example"), recipient(2, "a@x.example")}, {}, 2, true);
   EXPECT_EQ(*added, 1u);
   auto invalid = spool_->invalid_rows("c1", 10);
   ASSERT_EQ(invalid->size(), 1u);
@@ -53,12 +58,19 @@ TEST_F(SpoolTest, DuplicateAddressIsAnInvalidRowNamingTheFirst) {
 }
 
 TEST_F(SpoolTest, CrashLeavesInFlightWhichRecoverMakesDueAndCounts) {
-  ASSERT_TRUE(spool_->accept_batch("c1", {recipient(1, "a@x.example"), recipient(2, "b@x.example"),
-                                          recipient(3, "c@x.example")}, {}, 3, true).is_ok());
+  ASSERT_TRUE(spool_
+                  ->accept_batch("c1",
+                                 {recipient(1, "a@x.example"), recipient(2, "b@x.example"),
+                                  recipient(3, "c@x.example")},
+                                 {}, 3, true)
+                  .is_ok());
   auto claimed = spool_->claim_due("c1", 0, 3);
   ASSERT_EQ(claimed->size(), 3u);
   // a delivered and recorded; b and c in flight when the process dies.
-  ASSERT_TRUE(spool_->commit_outcomes({{(*claimed)[0].id, RecipientState::kDelivered, 1, 0, 5, "250 ok", "delivered"}}).is_ok());
+  ASSERT_TRUE(spool_
+                  ->commit_outcomes({{(*claimed)[0].id, RecipientState::kDelivered, 1, 0, 5,
+                                      "250 ok", "delivered"}})
+                  .is_ok());
   spool_.reset();
 
   auto reopened = Spool::open((dir_.path() / "spool.db").string());
@@ -73,10 +85,17 @@ TEST_F(SpoolTest, CrashLeavesInFlightWhichRecoverMakesDueAndCounts) {
 }
 
 TEST_F(SpoolTest, DeferredComeBackWhenDueAndCountByReason) {
-  ASSERT_TRUE(spool_->accept_batch("c1", {recipient(1, "a@x.example"), recipient(2, "b@y.example")}, {}, 2, true).is_ok());
+  ASSERT_TRUE(spool_
+                  ->accept_batch("c1", {recipient(1, "a@x.example"), recipient(2, "b@y.example")},
+                                 {}, 2, true)
+                  .is_ok());
   auto claimed = spool_->claim_due("c1", 0, 10);
-  ASSERT_TRUE(spool_->commit_outcomes({{(*claimed)[0].id, RecipientState::kDeferred, 1, 1000, 1, "451 later", "undefined"},
-                                       {(*claimed)[1].id, RecipientState::kBounced, 1, 0, 1, "550 5.1.1 no", "userunknown"}}).is_ok());
+  ASSERT_TRUE(spool_
+                  ->commit_outcomes({{(*claimed)[0].id, RecipientState::kDeferred, 1, 1000, 1,
+                                      "451 later", "undefined"},
+                                     {(*claimed)[1].id, RecipientState::kBounced, 1, 0, 1,
+                                      "550 5.1.1 no", "userunknown"}})
+                  .is_ok());
   EXPECT_EQ(spool_->claim_due("c1", 999, 10)->size(), 0u);
   EXPECT_EQ(*spool_->next_deferred_time("c1"), 1000);
   auto due = spool_->claim_due("c1", 1000, 10);
@@ -100,7 +119,8 @@ TEST_F(SpoolTest, CountersAddUp) {
 TEST(SpoolOpen, UnwritablePathIsAClearError) {
   auto s = Spool::open("/nonexistent-dir/spool.db");
   ASSERT_FALSE(s.is_ok());
-  EXPECT_EQ(s.status().message(), "cannot open spool '/nonexistent-dir/spool.db': unable to open database file");
+  EXPECT_EQ(s.status().message(),
+            "cannot open spool '/nonexistent-dir/spool.db': unable to open database file");
 }
 
 }  // namespace
