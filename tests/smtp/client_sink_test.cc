@@ -35,12 +35,7 @@ class ClientSinkTest : public ::testing::Test {
     options.faults = faults;
     start_sink(options);
   }
-  ClientOptions client_options() {
-    ClientOptions o;
-    o.ehlo_name = "client.example.com";
-    o.tls = TlsMode::kOff;
-    return o;
-  }
+  ClientOptions client_options() { return testing::test_client_options(); }
   const SinkStats& stats() { return sink_->stats(); }
 
   asio::io_context io_;
