@@ -11,7 +11,8 @@
 // that a retry on a new connection sees the earlier failures.
 //
 // Written by hand rather than run as smtp-sink or Python's aiosmtpd: tests need it in-process,
-// with a Maildir, per-address faults and exact counters; smtp-sink has none of those.
+// with a Maildir, per-address faults and exact counters; smtp-sink refuses whole commands only
+// and keeps no Maildir.
 #include "smtp/sink.h"
 
 #include "smtp/stream.h"  // first: it fixes an include order problem of Boost 1.74
