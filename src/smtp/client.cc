@@ -12,6 +12,16 @@
 // operation only records its deadline, and the timer, armed at most once per shortest timeout,
 // checks on expiry whether the pending operation is past its deadline (then it cancels the
 // socket and the operation reports "timeout") or re-arms for the rest.
+//
+// Measured with strace over loopback: per pipelined message each side makes 2 sends, 2 reads
+// that return data, 2 that find nothing yet (Asio tries a read before it waits in epoll) and 2
+// epoll_waits, and no timer calls.
+//
+// Written by hand because no packaged library fits: libcurl's SMTP does one message per
+// transfer without control over pipelining or per-recipient replies, and libesmtp blocks.
+//
+// TODO: no CHUNKING (BDAT) and no DSN parameters (NOTIFY, RET, ENVID) yet; DSN requests from
+// the SES API need them. TLS ends without close_notify (the TCP connection closes after QUIT).
 #include "smtp/client.h"
 
 #include <algorithm>

@@ -62,6 +62,12 @@ struct Capabilities {
 };
 
 // The outcome of one transaction. Check in order: mail, then each rcpt, then data/dot.
+//
+// rcpts always has one entry per recipient; one never sent (MAIL failed, the connection was
+// lost) has code 0 and text "not sent". When the RSET that starts a transaction after a failed
+// one is refused or lost, that reply (stage "rset") is in mail. With PIPELINING, DATA goes out
+// with the RCPTs, so data holds the server's 554/503 when no recipient was accepted; the body
+// is never sent then, and the next transaction starts with RSET.
 struct TransactionResult {
   Reply mail;
   std::vector<Reply> rcpts;  // one per recipient, same order
@@ -84,6 +90,13 @@ class SmtpClient {
   // the greeting, says EHLO (HELO on a 5xx), does STARTTLS per the TLS mode and AUTH when
   // credentials are set. Returns the positive reply of the last step, or the failing reply
   // (code 0 with stage "connect" and the system error in text when the connection failed).
+  // After a failure the client has sent QUIT where it could and is not usable.
+  //
+  // Failures the client makes up itself (the server said nothing of the kind):
+  //   454 4.7.4 stage "starttls": kRequire and the server does not offer STARTTLS;
+  //   code 0 stage "starttls", text "TLS handshake failed: ...": the handshake failed;
+  //   454 4.7.0 stage "auth": credentials are set but neither PLAIN nor LOGIN is offered.
+  // AUTH succeeds on any 2xx (RFC 4954 says 235; smtp-sink says 250).
   boost::asio::awaitable<Reply> open(std::string host, uint16_t port);
 
   // One transaction. message holds the whole message with CRLF line endings, not dot-stuffed.
@@ -93,13 +106,15 @@ class SmtpClient {
                                                  const std::vector<std::string>& rcpt_to,
                                                  std::string_view message);
 
-  // QUIT and close. Safe to call on a broken connection.
+  // QUIT (its reply awaited at most min(command timeout, 10 s)) and close. Safe to call on a
+  // broken connection. An idle open client keeps its timer armed for up to the shortest
+  // timeout, which keeps io_context::run() from returning until then.
   boost::asio::awaitable<void> close();
 
   // False after a network error, a timeout, a 421, or close().
   bool usable() const;
   const Capabilities& capabilities() const;
-  int transactions() const;  // transactions attempted on this connection
+  int transactions() const;  // send() calls on a usable connection (SIZE refusals included)
 
  private:
   struct Impl;

@@ -9,6 +9,10 @@
 //
 // Faults are played as SinkFaults says; the per-recipient attempt counts live in the server so
 // that a retry on a new connection sees the earlier failures.
+//
+// Written by hand rather than run as smtp-sink or Python's aiosmtpd: tests need it in-process,
+// with a Maildir, per-address faults and exact counters; smtp-sink refuses whole commands only
+// and keeps no Maildir.
 #include "smtp/sink.h"
 
 #include "smtp/stream.h"  // first: it fixes an include order problem of Boost 1.74

@@ -145,8 +145,8 @@ TEST(PostfixSinkTest, two_hundred_messages_on_one_connection) {
   int transactions = 0;
   asio::io_context io;
   run_until_done(io, [&]() -> awaitable<void> {
-    ClientOptions o;
-    o.ehlo_name = "client.example.com";
+    ClientOptions o = testing::test_client_options();
+    o.tls = TlsMode::kOpportunistic;  // smtp-sink offers no STARTTLS: plain it is
     SmtpClient client(io.get_executor(), o, nullptr);
     Reply opened = co_await client.open("127.0.0.1", sink.port());
     EXPECT_EQ(opened.code, 250);
@@ -195,7 +195,7 @@ TEST(PostfixSinkTest, without_pipelining_each_command_waits) {
   int positive = 0;
   asio::io_context io;
   run_until_done(io, [&]() -> awaitable<void> {
-    SmtpClient client(io.get_executor(), ClientOptions{}, nullptr);
+    SmtpClient client(io.get_executor(), testing::test_client_options(), nullptr);
     co_await client.open("127.0.0.1", sink.port());
     caps = client.capabilities();
     for (int i = 0; i < kMessages; ++i) {
@@ -220,7 +220,7 @@ TEST(PostfixSinkTest, ehlo_refused_falls_back_to_helo) {
   TransactionResult r;
   asio::io_context io;
   run_until_done(io, [&]() -> awaitable<void> {
-    SmtpClient client(io.get_executor(), ClientOptions{}, nullptr);
+    SmtpClient client(io.get_executor(), testing::test_client_options(), nullptr);
     opened = co_await client.open("127.0.0.1", sink.port());
     caps = client.capabilities();
     std::vector<std::string> to3 = {"a@example.com"};
@@ -243,7 +243,7 @@ TEST(PostfixSinkTest, rcpt_refused_sends_no_data_and_resets) {
   TransactionResult first, second;
   asio::io_context io;
   run_until_done(io, [&]() -> awaitable<void> {
-    SmtpClient client(io.get_executor(), ClientOptions{}, nullptr);
+    SmtpClient client(io.get_executor(), testing::test_client_options(), nullptr);
     co_await client.open("127.0.0.1", sink.port());
     std::vector<std::string> to4 = {"a@example.com"};
     first = co_await client.send("s@example.com", to4, "m\r\n");
@@ -271,7 +271,7 @@ TEST(PostfixSinkTest, auth_plain_is_preferred) {
   TransactionResult r;
   asio::io_context io;
   run_until_done(io, [&]() -> awaitable<void> {
-    ClientOptions o;
+    ClientOptions o = testing::test_client_options();
     o.auth = Credentials{"user", "secret"};
     SmtpClient client(io.get_executor(), o, nullptr);
     opened = co_await client.open("127.0.0.1", sink.port());

@@ -61,7 +61,7 @@ TEST(SinkMainTest, prints_port_then_counts_after_sigterm) {
   int delivered = 0;
   asio::io_context io;
   testing::run_until_done(io, [&]() -> awaitable<void> {
-    ClientOptions o;
+    ClientOptions o = testing::test_client_options();
     SmtpClient client(io.get_executor(), o, nullptr);
     co_await client.open("127.0.0.1", static_cast<uint16_t>(port));
     std::vector<std::string> to = {"r@example.com"};

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "smtp/client.h"
 #include "test_support.h"
 
 namespace magnetic::smtp::testing {
@@ -32,6 +33,17 @@ void run_until_done(boost::asio::io_context& io, F&& f) {
   io.restart();
   ASSERT_TRUE(done);
   if (error) std::rethrow_exception(error);
+}
+
+// Client options for tests: timeouts of a few seconds, so that a regression fails instead of
+// waiting for the RFC 5321 minutes.
+inline ClientOptions test_client_options() {
+  ClientOptions o;
+  o.ehlo_name = "client.example.com";
+  o.tls = TlsMode::kOff;
+  const std::chrono::seconds t(5);
+  o.timeouts = Timeouts{t, t, t, t, t, t};
+  return o;
 }
 
 // The files of maildir/<sub>, contents sorted.

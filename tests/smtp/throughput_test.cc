@@ -28,8 +28,7 @@ void run_throughput(const std::string& maildir, int messages) {
   int delivered = 0;
   auto started = std::chrono::steady_clock::now();
   run_until_done(io, [&]() -> awaitable<void> {
-    ClientOptions o;
-    o.tls = TlsMode::kOff;
+    ClientOptions o = testing::test_client_options();
     SmtpClient client(io.get_executor(), o, nullptr);
     co_await client.open("127.0.0.1", (*sink)->port());
     std::string message = test_message(0);
