@@ -296,8 +296,11 @@ bool Engine::route_claimed(std::vector<spool::Claimed>& claimed) {
     }
     smtp::Reply synthetic;
     bool permanent = !targets.is_ok() && targets.status().code() == StatusCode::kPermanent;
-    synthetic.code = permanent ? 550 : 451;
-    synthetic.enhanced = permanent ? "5.1.2" : "4.4.3";
+    bool null_mx = permanent && targets.status().message().find("null MX") != std::string::npos;
+    // RFC 7505 section 4.1: a null MX is reported as 556 5.1.10; other permanent DNS failures
+    // (no such domain) as 550 5.1.2, bad destination system.
+    synthetic.code = null_mx ? 556 : permanent ? 550 : 451;
+    synthetic.enhanced = null_mx ? "5.1.10" : permanent ? "5.1.2" : "4.4.3";
     synthetic.text = targets.is_ok() ? "no route to " + r.domain : targets.status().message();
     synthetic.stage = "connect";
     feedback::Verdict v = feedback::classify_reply(synthetic);
@@ -522,6 +525,7 @@ Result<SendReport> run_send(const SendSettings& settings) {
     ro.routes[route->first] = route->second;
   }
   ro.servers = settings.dns_servers;
+  ro.smtp_port = settings.smtp_port;
   dns::Resolver resolver(ro);
 
   auto reader = RecipientReader::open(settings.recipients_path,

@@ -30,6 +30,7 @@ struct SendSettings {
   std::optional<std::string> relay;      // HOST:PORT
   std::vector<std::string> routes;       // DOMAIN=HOST:PORT
   std::vector<std::string> dns_servers;  // for MX lookup instead of the system's
+  uint16_t smtp_port = 25;               // port of hosts found through MX lookup
   std::optional<Rate> rate;              // campaign-wide cap
   int domain_connections = 10;
   int total_connections = 200;

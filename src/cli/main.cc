@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
       ->excludes(relay);
   s->add_option("--dns-server", send.dns_servers,
                 "IP[:PORT] to ask for MX records instead of the system's");
+  s->add_option("--smtp-port", send.smtp_port, "port of MX hosts (default 25; tests use others)");
   s->add_option("--rate", rate, "campaign-wide cap, N/PERIOD (100/s, 20000/h)")->check(check_rate);
   s->add_option("--domain-connections", send.domain_connections,
                 "concurrent connections per destination domain")

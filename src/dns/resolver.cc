@@ -360,7 +360,7 @@ Result<std::vector<Target>> Resolver::Impl::resolve(const std::string& input) {
     return Status::invalid("no route for domain \"" + domain + "\" and DNS lookups are off");
   }
   if (auto literal = address_literal(domain)) {
-    return std::vector<Target>{Target{*literal, 25, 0, domain}};
+    return std::vector<Target>{Target{*literal, options.smtp_port, 0, domain}};
   }
   if (!valid_name(domain)) {
     return Status::invalid("\"" + input + "\" is not a domain name (IDN must be an A-label)");
@@ -404,7 +404,7 @@ Result<std::vector<Target>> Resolver::Impl::answer(const Entry& entry) {
   std::vector<Target> out;
   for (const MxHost& host : hosts) {
     for (const std::string& address : host.addresses) {
-      out.push_back(Target{address, 25, host.preference, host.name});
+      out.push_back(Target{address, options.smtp_port, host.preference, host.name});
     }
   }
   return out;

@@ -46,6 +46,9 @@ struct ResolverOptions {
   // IPv6 servers are written "[::1]:53".
   std::vector<std::string> servers;
   bool allow_dns = true;  // false: a domain with no route fails (tests must never ask real DNS)
+  // The port of hosts found through DNS (MX hosts, implicit MX, address literals). 25 but in
+  // tests, which run their receiving MTAs on ephemeral loopback ports.
+  uint16_t smtp_port = 25;
 
   // Wait for one answer before asking again (c-ares doubles it on each later round), and how
   // many times to ask each server.
