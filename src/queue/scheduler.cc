@@ -70,6 +70,8 @@ void Scheduler::session_closed(const std::string& name) {
 }
 
 void Scheduler::pause(Domain& d, Clock::time_point now) {
+  // Sessions opened together fail together: one event, one pause.
+  if (d.paused_until > now) return;
   // The pause doubles only while complaints come with no delivery in between; a receiver that
   // takes mail between its 421s (a per-connection message cap) gets the short pause each time.
   bool again_without_progress = d.backoff.count() != 0 && d.good_since_slowdown == 0;

@@ -87,7 +87,8 @@ def main():
 
         # Nobody listens: deferred, then expired.
         dead = h.free_port()
-        rc, rep, log, out, err = send(work, "dead", dead, 5, "--retry-initial", "100ms", "--max-age", "1s")
+        rc, rep, log, out, err = send(work, "dead", dead, 5, "--retry-initial", "100ms", "--max-age", "1s",
+                                     "--slow-backoff", "300ms")
         h.check_eq(rc, 0, "exit code once all expired")
         h.check_eq(rep["expired"], 5, "expired")
         h.check_eq(rep["delivered"], 0, "delivered")

@@ -132,3 +132,26 @@ TEST(Scheduler, per_connection_message_cap_does_not_double_the_pause) {
 
 }  // namespace
 }  // namespace magnetic::queue
+
+namespace magnetic::queue {
+namespace {
+
+// Three sessions to a dead host fail at the same moment; that is one failure, not three.
+TEST(Scheduler, simultaneous_connection_failures_pause_once) {
+  Scheduler s({.domain_connections = 3,
+               .initial_backoff = std::chrono::milliseconds(100),
+               .max_backoff = std::chrono::seconds(60),
+               .recover_after = 50});
+  auto t0 = Scheduler::Clock::time_point{} + std::chrono::seconds(100);
+  s.add({rcpt(1, "a.example"), rcpt(2, "a.example"), rcpt(3, "a.example")});
+  ASSERT_EQ(s.sessions_to_open(t0).size(), 3u);
+  s.connection_failed("a.example", t0);
+  s.connection_failed("a.example", t0);
+  s.connection_failed("a.example", t0);
+  s.add({rcpt(4, "a.example")});
+  EXPECT_FALSE(s.next("a.example", t0 + std::chrono::milliseconds(99)).has_value());
+  EXPECT_TRUE(s.next("a.example", t0 + std::chrono::milliseconds(100)).has_value());
+}
+
+}  // namespace
+}  // namespace magnetic::queue
