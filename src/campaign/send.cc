@@ -582,6 +582,16 @@ Result<SendReport> run_send(const SendSettings& settings) {
               campaign_id, accepted, finals, skip_rows, ingest_done ? " (complete)" : "");
     if (skip_rows) (*reader)->skip(skip_rows);
   } else {
+    // Re-running the command after a crash without --resume would mail everyone again.
+    if (auto last = spool.latest_campaign(); last && !settings.new_campaign) {
+      auto left = spool.unfinished(last->id);
+      if (left && *left > 0) {
+        return Status::invalid("the spool '" + settings.spool_path + "' holds campaign " +
+                               last->id + " with " + std::to_string(*left) +
+                               " recipients not yet final: add --resume to finish it, or "
+                               "--new-campaign to start another one beside it");
+      }
+    }
     campaign_id = new_id();
     nlohmann::json settings_json = {{"template", template_ptr->source()},
                                     {"template_path", settings.template_path},

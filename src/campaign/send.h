@@ -42,6 +42,7 @@ struct SendSettings {
   std::string unsubscribe_url;
   std::string spool_path = "magnetic-spool.db";
   bool resume = false;
+  bool new_campaign = false;  // start a new campaign even if the spool holds an unfinished one
   std::string report_path;
   std::string disposition_log;  // default: <spool>.dispositions.jsonl
   smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;

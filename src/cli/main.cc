@@ -76,7 +76,10 @@ int main(int argc, char** argv) {
   s->add_option("--unsubscribe-url", send.unsubscribe_url,
                 "one-click unsubscribe URL; {token} is the recipient's token");
   s->add_option("--spool", send.spool_path, "spool file (SQLite)")->capture_default_str();
-  s->add_flag("--resume", send.resume, "go on with the last campaign in the spool");
+  auto* resume = s->add_flag("--resume", send.resume, "go on with the last campaign in the spool");
+  s->add_flag("--new-campaign", send.new_campaign,
+              "start a new campaign even if the spool holds an unfinished one")
+      ->excludes(resume);
   s->add_option("--report", send.report_path, "write the report as JSON to this file");
   s->add_option("--disposition-log", send.disposition_log,
                 "JSON lines, one per attempt (default: SPOOL.dispositions.jsonl)");

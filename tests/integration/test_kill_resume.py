@@ -56,6 +56,11 @@ def run_case(work, tag, kill_when):
             if rec["status"] == "delivered":
                 delivered_before.add(rec["recipient"])
 
+    # The same command without --resume must not start mailing everyone again.
+    rc, out, err = h.magnetic(*args[1:])
+    h.check_eq(rc, 1, f"{tag}: a new run over an unfinished spool")
+    h.check("add --resume to finish it" in err, f"{tag}: the refusal says what to do: {err!r}")
+
     rc, out, err = h.magnetic(*args[1:], "--resume")
     h.check_eq(rc, 0, f"{tag}: resume exit code\n{out}\n{err}")
     rep = json.load(open(report))
