@@ -31,9 +31,11 @@ CREATE TABLE IF NOT EXISTS recipient (
   first_attempt_ms INTEGER NOT NULL DEFAULT 0,
   next_attempt_ms INTEGER NOT NULL DEFAULT 0,
   reply TEXT NOT NULL DEFAULT '',
-  reason TEXT NOT NULL DEFAULT '',
-  UNIQUE (campaign, email)
+  reason TEXT NOT NULL DEFAULT ''
 );
+-- One recipient per address and campaign. Local parts are compared without ASCII case, as
+-- mailbox providers do: "Ann@x.example" and "ann@x.example" are one person, mailed once.
+CREATE UNIQUE INDEX IF NOT EXISTS recipient_address ON recipient (campaign, lower(email));
 CREATE INDEX IF NOT EXISTS recipient_due ON recipient (campaign, state, next_attempt_ms);
 CREATE TABLE IF NOT EXISTS invalid_row (
   campaign TEXT NOT NULL,
@@ -248,7 +250,7 @@ Result<uint64_t> Spool::accept_batch(const std::string& campaign_id,
       db_,
       "INSERT OR IGNORE INTO recipient (campaign, row, email, domain, data, token, message_id) "
       "VALUES (?, ?, ?, ?, ?, ?, ?)");
-  Stmt first_row(db_, "SELECT row FROM recipient WHERE campaign = ? AND email = ?");
+  Stmt first_row(db_, "SELECT row FROM recipient WHERE campaign = ? AND lower(email) = lower(?)");
   if (!insert.ok() || !first_row.ok()) return insert.error();
   uint64_t added = 0;
   for (const auto& r : recipients) {

@@ -115,8 +115,8 @@ class Spool {
   Result<CampaignRecord> latest_campaign();
 
   // One transaction: the valid recipients, the invalid rows, and the new rows_read/ingest_done.
-  // A recipient whose email is already in the campaign is not added again; it is recorded as
-  // an invalid row "duplicate of row N". Returns how many recipients were added.
+  // A recipient whose email is already in the campaign (compared without ASCII case) is not
+  // added again; it is recorded as an invalid row naming the row that listed it first. Returns how many recipients were added.
   Result<uint64_t> accept_batch(const std::string& campaign_id,
                                 const std::vector<NewRecipient>& recipients,
                                 std::vector<InvalidRow> invalid, uint64_t rows_read,

@@ -57,6 +57,16 @@ TEST_F(SpoolTest, DuplicateAddressIsAnInvalidRowNamingTheFirst) {
   EXPECT_EQ((*invalid)[0].error, "row 2: duplicate address 'a@x.example' (first listed at row 1)");
 }
 
+TEST_F(SpoolTest, duplicate_address_differing_only_in_case_is_mailed_once) {
+  auto added = spool_->accept_batch(
+      "c1", {recipient(1, "Ann@x.example"), recipient(2, "ann@x.example")}, {}, 2, true);
+  EXPECT_EQ(*added, 1u);
+  auto invalid = spool_->invalid_rows("c1", 10);
+  ASSERT_EQ(invalid->size(), 1u);
+  EXPECT_EQ((*invalid)[0].error,
+            "row 2: duplicate address 'ann@x.example' (first listed at row 1)");
+}
+
 TEST_F(SpoolTest, CrashLeavesInFlightWhichRecoverMakesDueAndCounts) {
   ASSERT_TRUE(spool_
                   ->accept_batch("c1",
