@@ -40,6 +40,7 @@ Result<SendReport> build_report(spool::Spool& spool, const std::string& campaign
   for (const auto& r : *invalid) j["invalid_rows"].push_back({{"row", r.row}, {"error", r.error}});
   j["bounced_by_reason"] = counts->bounced_by_reason;
   j["deferred_by_reason"] = counts->deferred_by_reason;
+  j["expired_by_reason"] = counts->expired_by_reason;
   j["by_domain"] = nlohmann::json::object();
   for (const auto& [domain, d] : counts->by_domain) {
     j["by_domain"][domain] = {{"recipients", d.recipients}, {"delivered", d.delivered},
@@ -59,9 +60,12 @@ Result<SendReport> build_report(spool::Spool& spool, const std::string& campaign
   out += fmt::format("  {:<12}{:>10}\n", "delivered", t.delivered);
   out += fmt::format("  {:<12}{:>10}\n", "bounced", t.bounced);
   for (const auto& [reason, n] : counts->bounced_by_reason) {
-    if (reason != "expired") out += fmt::format("    {:<18}{:>6}\n", reason, n);
+    out += fmt::format("    {:<18}{:>6}\n", reason, n);
   }
   out += fmt::format("  {:<12}{:>10}\n", "expired", t.expired);
+  for (const auto& [reason, n] : counts->expired_by_reason) {
+    out += fmt::format("    {:<18}{:>6}\n", reason, n);
+  }
   out += fmt::format("  {:<12}{:>10}\n", "deferred", t.deferred);
   for (const auto& [reason, n] : counts->deferred_by_reason)
     out += fmt::format("    {:<18}{:>6}\n", reason, n);
@@ -76,8 +80,8 @@ Result<SendReport> build_report(spool::Spool& spool, const std::string& campaign
                        j["possible_duplicates"].get<int64_t>());
   }
   out += "\n";
-  out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}\n", "domain", "recipients",
-                     "delivered", "bounced", "deferred", "failed");
+  out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n", "domain", "recipients",
+                     "delivered", "bounced", "expired", "deferred", "failed");
   size_t shown = 0;
   for (const auto& [domain, d] : counts->by_domain) {
     if (++shown > 50) {
@@ -85,8 +89,8 @@ Result<SendReport> build_report(spool::Spool& spool, const std::string& campaign
           fmt::format("  ... {} more domains in the JSON report\n", counts->by_domain.size() - 50);
       break;
     }
-    out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}\n", domain, d.recipients,
-                       d.delivered, d.bounced + d.expired, d.deferred, d.failed);
+    out += fmt::format("  {:<28}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n", domain, d.recipients,
+                       d.delivered, d.bounced, d.expired, d.deferred, d.failed);
   }
   out += fmt::format("\n  elapsed {:.2f} s, {:.1f} messages per second\n", elapsed_s, mps);
   return report;

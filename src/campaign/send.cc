@@ -10,7 +10,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cctype>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -41,6 +44,7 @@ using spool::RecipientState;
 using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_engine_running{false};  // a campaign is accepted and being delivered
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -61,13 +65,14 @@ class Engine {
  public:
   Engine(const SendSettings& settings, std::string campaign_id, spool::Spool& spool,
          std::shared_ptr<const Composer> composer, dns::Resolver& resolver,
-         smtp::ClientOptions client_options)
+         smtp::ClientOptions client_options, DispositionLog& dispositions)
       : settings_(settings),
         campaign_id_(std::move(campaign_id)),
         spool_(spool),
         composer_(std::move(composer)),
         resolver_(resolver),
         client_options_(std::move(client_options)),
+        dispositions_(dispositions),
         scheduler_({.domain_connections = settings.domain_connections,
                     .total_connections = settings.total_connections,
                     .initial_backoff = settings.slow_backoff,
@@ -112,13 +117,13 @@ class Engine {
   std::shared_ptr<const Composer> composer_;
   dns::Resolver& resolver_;
   smtp::ClientOptions client_options_;
+  DispositionLog& dispositions_;
   queue::Scheduler scheduler_;
   std::optional<queue::Throttle> rate_;
   queue::RetrySchedule retry_;
   std::shared_ptr<asio::ssl::context> tls_;
   std::shared_ptr<spdlog::logger> log_;
   asio::io_context io_;
-  DispositionLog dispositions_;
 
   std::mutex routes_mu_;
   std::map<std::string, std::vector<dns::Target>> routes_;
@@ -320,7 +325,11 @@ void Engine::flush_outcomes() {
     records.swap(records_);
   }
   if (outcomes.empty()) return;
-  // The spool first: a disposition line never claims more than the spool knows.
+  // The disposition log first: every attempt whose outcome reaches the spool has its line, even
+  // if the process dies right after the commit. (A line whose commit is then lost belongs to a
+  // recipient still in flight, which is sent again and counted as a possible duplicate.)
+  for (const auto& d : records) dispositions_.add(d);
+  if (Status s = dispositions_.flush(); !s) log_->warn("{}", s.message());
   for (int attempt = 0;; ++attempt) {
     Status s = spool_.commit_outcomes(outcomes);
     if (s) break;
@@ -328,8 +337,6 @@ void Engine::flush_outcomes() {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
   }
-  for (const auto& d : records) dispositions_.add(d);
-  if (Status s = dispositions_.flush(); !s) log_->warn("{}", s.message());
 }
 
 void Engine::show_progress(bool final_line) {
@@ -408,11 +415,6 @@ Status Engine::run_ingest_and_delivery(RecipientReader& reader, uint64_t skip_ro
                                        uint64_t accepted, uint64_t finals, bool ingest_done) {
   accepted_ = accepted;
   finals_ = finals;
-  std::string log_path = settings_.disposition_log.empty()
-                             ? settings_.spool_path + ".dispositions.jsonl"
-                             : settings_.disposition_log;
-  if (Status s = dispositions_.open(log_path); !s) return s;
-
   std::thread ingest_thread;
   if (ingest_done) {
     ingest_done_ = true;
@@ -476,15 +478,102 @@ Status Engine::run_ingest_and_delivery(RecipientReader& reader, uint64_t skip_ro
   return ingest_status_;
 }
 
+// Opens path for writing without truncating it, and removes it again if it did not exist.
+Status check_writable(const std::string& path, const char* option) {
+  bool existed = std::filesystem::exists(path);
+  FILE* f = std::fopen(path.c_str(), "ab");
+  if (!f) {
+    return Status::invalid(std::string(option) + " '" + path + "': cannot write there: " +
+                           std::strerror(errno) + " (nothing was sent)");
+  }
+  std::fclose(f);
+  if (!existed) std::filesystem::remove(path);
+  return Status::ok();
+}
+
+bool has_control_or_space(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c <= ' ' || c == 0x7f) return true;
+  }
+  return false;
+}
+
+// Option values that reach the wire are checked here, so that no flag can put a line break or
+// a second command into an SMTP session or a header.
+Status check_options(const SendSettings& settings) {
+  if (!settings.ehlo_name.empty()) {
+    bool literal = settings.ehlo_name.front() == '[' && settings.ehlo_name.back() == ']';
+    for (char c : literal ? settings.ehlo_name.substr(1, settings.ehlo_name.size() - 2)
+                          : settings.ehlo_name) {
+      bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                (literal && (c == ':'));
+      if (!ok) {
+        return Status::invalid("--ehlo '" + settings.ehlo_name +
+                               "': a host name (letters, digits, '-', '.') or an address literal "
+                               "like [192.0.2.1]");
+      }
+    }
+  }
+  if (settings.relay_auth) {
+    for (const auto& part : {settings.relay_auth->username, settings.relay_auth->password}) {
+      for (unsigned char c : part) {
+        if (c < ' ' || c == 0x7f)
+          return Status::invalid("--auth: control characters are not allowed");
+      }
+    }
+  }
+  if (!settings.unsubscribe_url.empty()) {
+    const std::string& u = settings.unsubscribe_url;
+    // RFC 8058: the one-click target is an HTTPS URI; it is written inside <...>.
+    if (u.rfind("https://", 0) != 0 || u.size() <= 8 || has_control_or_space(u) ||
+        u.find_first_of("<>\"\\") != std::string::npos) {
+      return Status::invalid("--unsubscribe-url '" + u +
+                             "': must be an https:// URL without spaces, quotes or angle brackets "
+                             "(RFC 8058 one-click needs HTTPS)");
+    }
+  }
+  // One mailbox: a second "<" or a comma outside quotes means a list.
+  int angles = 0;
+  bool quoted = false, escaped = false;
+  for (char c : settings.from) {
+    if (escaped) {
+      escaped = false;
+      continue;
+    }
+    if (c == '\\') {
+      escaped = true;
+      continue;
+    }
+    if (c == '"') quoted = !quoted;
+    if (!quoted && c == '<') ++angles;
+    if (!quoted && c == ',') angles = 2;
+  }
+  if (angles > 1) {
+    return Status::invalid("--from '" + settings.from +
+                           "': give one mailbox, e.g. \"Name <addr@domain>\"");
+  }
+  if (settings.io_threads < 0 || settings.io_threads > 64) {
+    return Status::invalid("--io-threads must be between 0 (one per core) and 64");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
-void request_stop() { g_stop.store(true); }
+void request_stop() {
+  // Before anything is accepted there is nothing to stop gracefully: end now. _exit is safe
+  // in a signal handler.
+  if (!g_engine_running.load()) _exit(130);
+  g_stop.store(true);
+}
 
 Result<SendReport> run_send(const SendSettings& settings) {
   g_stop.store(false);
+  g_engine_running.store(false);
   auto log = logger("send");
 
   // Everything that can be wrong before anything is accepted is checked here.
+  if (Status s = check_options(settings); !s) return s;
   auto from = mail::parse_mailbox(settings.from);
   if (!from) return Status::invalid("--from '" + settings.from + "': " + from.status().message());
   auto templates = TemplateSet::load_file(settings.template_path);
@@ -513,6 +602,16 @@ Result<SendReport> run_send(const SendSettings& settings) {
   }
   auto composer = std::make_shared<const Composer>(template_ptr, std::move(composer_options));
 
+  // What does not depend on a recipient's data (a missing partial, partials that call each other
+  // without end) fails every recipient alike: find it once, before sending.
+  {
+    RenderedParts trial;
+    if (Status s = template_ptr->render(nlohmann::json::object(), /*strict=*/false, trial); !s) {
+      return Status::invalid("template '" + settings.template_path + "': " + s.message() +
+                             " (nothing was sent)");
+    }
+  }
+
   dns::ResolverOptions ro;
   if (settings.relay) {
     auto route = dns::parse_route(*settings.relay, /*relay=*/true);
@@ -532,7 +631,14 @@ Result<SendReport> run_send(const SendSettings& settings) {
                                       [](std::string_view a) -> Result<std::string> {
                                         auto m = mail::parse_address(a);
                                         if (!m) return m.status();
-                                        return m->address();
+                                        // Domains are case-insensitive: one spelling, so that
+                                        // routes, counts and duplicates agree.
+                                        std::string domain = m->domain;
+                                        for (char& c : domain) {
+                                          if (c >= 'A' && c <= 'Z')
+                                            c = static_cast<char>(c - 'A' + 'a');
+                                        }
+                                        return m->local + "@" + domain;
                                       });
   if (!reader) return reader.status();
   if (!settings.allow_missing && !(*reader)->columns().empty()) {
@@ -547,6 +653,15 @@ Result<SendReport> run_send(const SendSettings& settings) {
       return Status::invalid(msg);
     }
   }
+
+  if (!settings.report_path.empty()) {
+    if (Status s = check_writable(settings.report_path, "--report"); !s) return s;
+  }
+  DispositionLog dispositions;
+  std::string log_path = settings.disposition_log.empty()
+                             ? settings.spool_path + ".dispositions.jsonl"
+                             : settings.disposition_log;
+  if (Status s = dispositions.open(log_path); !s) return s;
 
   auto opened = spool::Spool::open(settings.spool_path);
   if (!opened) return opened.status();
@@ -608,7 +723,8 @@ Result<SendReport> run_send(const SendSettings& settings) {
   client_options.tls = settings.tls;
   client_options.auth = settings.relay_auth;
 
-  Engine engine(settings, campaign_id, spool, composer, resolver, client_options);
+  Engine engine(settings, campaign_id, spool, composer, resolver, client_options, dispositions);
+  g_engine_running.store(true);
   Status run = engine.run_ingest_and_delivery(**reader, skip_rows, accepted, finals, ingest_done);
   if (!run) log->warn("the list could not be read to the end: {}", run.message());
   if (engine.possible_duplicates()) {

@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
               "render variables missing from the data as empty");
   s->add_flag("--no-progress", no_progress, "no progress bar or progress lines");
   s->add_flag("--json", print_json, "also print the JSON report");
-  s->add_option("--io-threads", send.io_threads, "delivery threads (default: one per core)");
+  s->add_option("--io-threads", send.io_threads, "delivery threads (default: one per core)")
+      ->check(CLI::Range(0, 64));
 
   // render
   cli::RenderArgs render;

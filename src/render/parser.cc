@@ -148,16 +148,38 @@ class Parser {
  private:
   // ---- positions and errors ----
 
+  // Columns count characters, not bytes. Counting from the line start for every node is
+  // quadratic on a template that is one long line (minified HTML), so the count of character
+  // starts is kept at checkpoints every kCheckpoint bytes: a position costs at most that many
+  // steps, whatever the line length.
+  static constexpr size_t kCheckpoint = 64;
+  size_t chars_before(size_t pos) const {
+    if (checkpoints_.empty()) {
+      checkpoints_.reserve(src_.size() / kCheckpoint + 1);
+      size_t count = 0;
+      for (size_t i = 0; i < src_.size(); ++i) {
+        if (i % kCheckpoint == 0) checkpoints_.push_back(count);
+        if ((static_cast<unsigned char>(src_[i]) & 0xC0) != 0x80) ++count;
+      }
+      if (src_.size() % kCheckpoint == 0) checkpoints_.push_back(count);
+    }
+    pos = std::min(pos, src_.size());
+    size_t base = pos / kCheckpoint;
+    size_t count = checkpoints_[base];
+    for (size_t i = base * kCheckpoint; i < pos; ++i) {
+      if ((static_cast<unsigned char>(src_[i]) & 0xC0) != 0x80) ++count;
+    }
+    return count;
+  }
+
   std::pair<int, int> line_col(size_t pos) const {
     auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), pos);
     size_t line = static_cast<size_t>(it - line_starts_.begin());
     size_t start = line_starts_[line - 1];
-    int col = 1;
-    for (size_t i = start; i < pos && i < src_.size(); ++i) {
-      if ((static_cast<unsigned char>(src_[i]) & 0xC0) != 0x80) ++col;
-    }
-    return {static_cast<int>(line), col};
+    size_t col = 1 + chars_before(pos) - chars_before(std::min(start, pos));
+    return {static_cast<int>(line), static_cast<int>(col)};
   }
+  mutable std::vector<size_t> checkpoints_;
 
   bool fail(size_t pos, const std::string& what) {
     if (!failed_) {

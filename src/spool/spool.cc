@@ -453,7 +453,7 @@ Result<CampaignCounts> Spool::counts(const std::string& campaign_id) {
       else if (st.i64(0) == 3)
         out.deferred_by_reason[reason] += n;
       else
-        out.bounced_by_reason["expired"] += n;
+        out.expired_by_reason[reason] += n;
     }
   }
   {

@@ -96,6 +96,7 @@ struct CampaignCounts {
   std::map<std::string, DomainCounts> by_domain;
   std::map<std::string, uint64_t> bounced_by_reason;
   std::map<std::string, uint64_t> deferred_by_reason;
+  std::map<std::string, uint64_t> expired_by_reason;  // the reason of the last deferral
   uint64_t invalid = 0;
 };
 
@@ -116,7 +117,8 @@ class Spool {
 
   // One transaction: the valid recipients, the invalid rows, and the new rows_read/ingest_done.
   // A recipient whose email is already in the campaign (compared without ASCII case) is not
-  // added again; it is recorded as an invalid row naming the row that listed it first. Returns how many recipients were added.
+  // added again; it is recorded as an invalid row naming the row that listed it first. Returns how
+  // many recipients were added.
   Result<uint64_t> accept_batch(const std::string& campaign_id,
                                 const std::vector<NewRecipient>& recipients,
                                 std::vector<InvalidRow> invalid, uint64_t rows_read,

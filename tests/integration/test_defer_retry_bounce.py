@@ -91,6 +91,10 @@ def main():
                                      "--slow-backoff", "300ms")
         h.check_eq(rc, 0, "exit code once all expired")
         h.check_eq(rep["expired"], 5, "expired")
+        # expired_is_not_counted_as_bounced
+        h.check_eq((rep["bounced"], rep["bounced_by_reason"]), (0, {}), "expired counted as bounced")
+        h.check_eq(rep["expired_by_reason"], {"networkerror": 5}, "expired by reason")
+        h.check_eq(rep["by_domain"]["retry.example"]["expired"], 5, "expired per domain")
         h.check_eq(rep["delivered"], 0, "delivered")
         h.check(f"cannot deliver through 127.0.0.1:{dead}" in err, f"warning names the relay: {err}")
         h.check(all(l["reason"] == "networkerror" for l in log), "reason networkerror")

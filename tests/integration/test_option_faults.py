@@ -1,0 +1,92 @@
+"""Regression tests for faults found by trying the command as a user would.
+
+Each case is named after the fault it pins. A bad option is refused before anything is sent
+(exit 1, a message naming the option), and the sink stays empty.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h
+
+
+def main():
+    work = h.tempdir()
+    with h.test_run():
+        md = os.path.join(work, "md")
+        sink, port = h.start_sink(md)
+        tpl = os.path.join(work, "t.json")
+        h.write_template(tpl, "Hi {{name}}", "Hello {{name}}\n")
+        lst = os.path.join(work, "l.csv")
+        with open(lst, "w") as f:
+            f.write("email,name\na@x.example,A\n")
+        n = [0]
+
+        def send(*extra, template=tpl, recipients=lst, sender="S <s@example.com>"):
+            n[0] += 1
+            return h.magnetic("send", "--template", template, "--recipients", recipients,
+                              "--from", sender, "--relay", f"127.0.0.1:{port}",
+                              "--spool", os.path.join(work, f"s{n[0]}.db"), "--no-progress", *extra)
+
+        def refused(name, words, *extra, **kw):
+            rc, out, err = send(*extra, **kw)
+            h.check_eq(rc, 1, f"{name}: exit code (stderr {err!r})")
+            h.check(words in err, f"{name}: message {err!r} lacks {words!r}")
+            h.check("terminate called" not in err, f"{name}: crashed")
+            h.check_eq(len(h.maildir_messages(md)) if os.path.isdir(os.path.join(md, "new")) else 0, 0,
+                       f"{name}: something was sent")
+            print(f"{name}: refused ({err.strip().splitlines()[-1][:100]})")
+
+        refused("unwritable_disposition_log_is_refused_before_sending", "cannot open disposition log",
+                "--disposition-log", os.path.join(work, "no-such-dir", "d.jsonl"))
+        refused("unwritable_report_is_refused_before_sending", "--report",
+                "--report", os.path.join(work, "no-such-dir", "r.json"))
+        refused("crlf_in_ehlo_cannot_inject_a_command", "--ehlo", "--ehlo", "x\r\nRSET")
+        refused("unsubscribe_url_must_be_https", "--unsubscribe-url", "--unsubscribe-url", "javascript:alert(1)")
+        refused("crlf_in_unsubscribe_url_is_refused", "--unsubscribe-url",
+                "--unsubscribe-url", "https://e.example/u\r\nBcc: x@y.example")
+        refused("from_with_two_mailboxes_is_refused", "one mailbox",
+                sender="A <a@example.com>, B <b@example.com>")
+        missing = os.path.join(work, "partial.json")
+        h.write_template(missing, "s", "{{> nothere}}")
+        refused("missing_partial_stops_the_run_before_sending", "nothere", template=missing)
+        recursive = os.path.join(work, "recursive.json")
+        with open(recursive, "w") as f:
+            json.dump({"Subject": "s", "Text": "{{#*inline \"x\"}}{{> x}}{{/inline}}{{> x}}"}, f)
+        refused("recursive_partial_stops_the_run_before_sending", "nothing was sent", template=recursive)
+
+        rc, out, err = send("--io-threads", "100000")
+        h.check(rc != 0 and "terminate called" not in err and "io-threads" in err,
+                f"too_many_io_threads_is_a_usage_error: rc {rc}, {err!r}")
+        print("too_many_io_threads_is_a_usage_error: refused")
+
+        # A single-line template of 40,000 tags (minified HTML) compiles in linear time; here it
+        # simply has to finish and render right.
+        big = os.path.join(work, "big.json")
+        h.write_template(big, "s", "t", "<td>{{name}}</td>" * 40000)
+        data = os.path.join(work, "d.json")
+        with open(data, "w") as f:
+            json.dump({"name": "N&"}, f)
+        rc, out, err = h.magnetic("render", "--template", big, "--data", data, "--part", "html",
+                                  check_rc=0, timeout=60)
+        h.check_eq(out, "<td>N&amp;</td>" * 40000, "long_single_line_template_renders")
+        print("long_single_line_template_renders: ok")
+
+        # Domains differ only in case: one recipient.
+        dup = os.path.join(work, "dup.csv")
+        with open(dup, "w") as f:
+            f.write("email,name\nann@X.example,A\nann@x.example,B\nAnn@x.EXAMPLE,C\n")
+        report = os.path.join(work, "dup.json")
+        rc, out, err = send("--report", report, recipients=dup)
+        h.check_eq(rc, 0, f"exit code {err}")
+        rep = json.load(open(report))
+        h.check_eq((rep["delivered"], rep["invalid"]), (1, 2), "address_case_variants_are_mailed_once")
+        h.check_eq([m[1][0] for m in h.maildir_messages(md)], ["ann@x.example"], "the domain is written in lower case")
+        h.check_eq(list(rep["by_domain"]), ["x.example"], "one domain in the report")
+        print("address_case_variants_are_mailed_once: 1 delivered, 2 duplicates")
+        sink.terminate()
+    print("12 passed, 0 failed")
+
+
+main()
