@@ -108,6 +108,7 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
   std::vector<TextRule> texts;
   std::vector<StatusRule> statuses;
   std::vector<ReasonLine> reasons;
+  std::vector<std::pair<std::string, std::string>> after_data;
   int line_no = 0;
   size_t start = 0;
   while (start < text.size()) {
@@ -128,7 +129,8 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
     std::string reason(f[1]);
     if (kind == "class") {
       if (f.size() != 5) return bad("class needs REASON HARDNESS BOUNCE_TYPE BOUNCE_SUBTYPE");
-      if (!valid_hardness(f[2])) return bad("hardness must be hard, soft, none or hard-if-permanent");
+      if (!valid_hardness(f[2]))
+        return bad("hardness must be hard, soft, none or hard-if-permanent");
       auto dash = [](std::string_view v) { return v == "-" ? std::string() : std::string(v); };
       reasons.push_back({reason, std::string(f[2]), dash(f[3]), dash(f[4])});
     } else if (kind == "text") {
@@ -139,6 +141,8 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
       std::string pattern(f[2]);
       if (pattern.empty()) return bad("empty status pattern");
       statuses.push_back({pattern, reason, kind == "status!", kind == "status?"});
+    } else if (kind == "data") {
+      after_data.emplace_back(reason, std::string(f[2]));
     } else if (kind == "code") {
       std::string code(f[2]);
       if (code.size() != 3 || code[0] < '2' || code[0] > '5') return bad("code must be NNN");
@@ -164,6 +168,8 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
   // The new rules go first; a new class line replaces an old one.
   texts.insert(texts.end(), text_rules_.begin(), text_rules_.end());
   text_rules_ = std::move(texts);
+  after_data.insert(after_data.end(), after_data_.begin(), after_data_.end());
+  after_data_ = std::move(after_data);
   statuses.insert(statuses.end(), status_rules_.begin(), status_rules_.end());
   status_rules_ = std::move(statuses);
   for (const auto& l : reasons_) {
@@ -240,6 +246,14 @@ BounceClass BounceRules::classify(const FailureFacts& facts) const {
     bool nothing = facts.status.empty() && facts.reply_code == 0 &&
                    normalize_diagnostic(facts.diagnostic).empty();
     reason = nothing ? "onhold" : "undefined";
+  }
+  if (facts.after_data) {
+    for (const auto& [from, to] : after_data_) {
+      if (from == reason) {
+        reason = to;
+        break;
+      }
+    }
   }
   return class_of(reason, facts.permanent);
 }

@@ -33,6 +33,7 @@ struct FailureFacts {
   int reply_code = 0;           // 550, 421, ... or 0
   std::string_view diagnostic;  // the reply text or the DSN's Diagnostic-Code, any case
   bool permanent = false;       // the failure is final (5xx, or a DSN action "failed")
+  bool after_data = false;      // the reply answered DATA or the final dot, not RCPT
 };
 
 class BounceRules {
@@ -79,6 +80,7 @@ class BounceRules {
   std::vector<TextRule> text_rules_;
   std::vector<StatusRule> status_rules_;
   std::vector<ReasonLine> reasons_;
+  std::vector<std::pair<std::string, std::string>> after_data_;  // reason -> reason
 };
 
 // The rules in use: the compiled-in defaults, plus whatever load_user_bounce_rules added.

@@ -36,7 +36,8 @@ Verdict classify_reply(const smtp::Reply& reply) {
 
   // The class comes from the shared rules, exactly as for a DSN carrying this reply.
   BounceClass c = bounce_rules().classify(
-      {reply.enhanced, reply.code, reply.text, /*permanent=*/reply.permanent()});
+      {reply.enhanced, reply.code, reply.text, /*permanent=*/reply.permanent(),
+       /*after_data=*/reply.stage == "data" || reply.stage == "dot"});
   v.reason = c.reason;
 
   if (reply.transient()) {

@@ -39,8 +39,8 @@ std::string lower(std::string_view s) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' ||
-                        s.front() == '\n'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
     s.remove_prefix(1);
   while (!s.empty() &&
          (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
@@ -53,8 +53,8 @@ std::vector<std::string> split_lines(std::string_view text) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t nl = text.find('\n', start);
-    std::string_view line = text.substr(start, nl == std::string_view::npos ? text.size() - start
-                                                                            : nl - start);
+    std::string_view line =
+        text.substr(start, nl == std::string_view::npos ? text.size() - start : nl - start);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     lines.emplace_back(line);
     if (nl == std::string_view::npos) break;
@@ -194,9 +194,9 @@ std::string find_enhanced(std::string_view t, int reply_code) {
 // ---- the MIME walk ---------------------------------------------------------------------------
 
 struct Parts {
-  std::string report_text;      // human-readable text parts before the returned message
-  std::string delivery_status;  // message/delivery-status body
-  std::string feedback_report;  // message/feedback-report body
+  std::string report_text;       // human-readable text parts before the returned message
+  std::string delivery_status;   // message/delivery-status body
+  std::string feedback_report;   // message/feedback-report body
   std::string returned_headers;  // headers of the returned message
   bool has_returned = false;
 };
@@ -252,8 +252,14 @@ std::string strip_html(std::string_view html) {
 void walk(GMimeObject* object, Parts& parts, int depth) {
   if (depth > 8 || !object) return;
   GMimeContentType* ct = g_mime_object_get_content_type(object);
-  std::string type = ct ? lower(g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct) : "") : "";
-  std::string sub = ct ? lower(g_mime_content_type_get_media_subtype(ct) ? g_mime_content_type_get_media_subtype(ct) : "") : "";
+  std::string type =
+      ct ? lower(g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct)
+                                                        : "")
+         : "";
+  std::string sub = ct ? lower(g_mime_content_type_get_media_subtype(ct)
+                                   ? g_mime_content_type_get_media_subtype(ct)
+                                   : "")
+                       : "";
 
   if (GMIME_IS_MULTIPART(object)) {
     GMimeMultipart* mp = GMIME_MULTIPART(object);
@@ -264,8 +270,7 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
   if (GMIME_IS_MESSAGE_PART(object)) {
     GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
     if (!inner) return;
-    if (sub == "delivery-status" || sub == "global-delivery-status" ||
-        sub == "feedback-report") {
+    if (sub == "delivery-status" || sub == "global-delivery-status" || sub == "feedback-report") {
       // Parsed as a message by GMime: its "headers" are the first block of fields, the rest of
       // the blocks are in its body.
       std::string body = headers_of(GMIME_OBJECT(inner));
@@ -321,7 +326,6 @@ bool starts_returned_message(const std::string& line_lc, bool prev_blank) {
       "message headers follow",
       "headers of your message follow",
       "unsent message below",
-      "----- transcript of session follows",
       "this is the original message",
       "original message attached",
       "returned message follows",
@@ -353,6 +357,14 @@ bool is_sender(const Context& cx, const std::string& a) {
   return std::find(cx.senders.begin(), cx.senders.end(), a) != cx.senders.end();
 }
 
+// The reply answered DATA or the final dot, as bounce texts and transcripts say it.
+bool after_data(std::string_view text) {
+  std::string t = normalize_diagnostic(text);
+  for (auto m : {"end of data", "after data", "after the data"})
+    if (t.find(m) != std::string::npos) return true;
+  return false;
+}
+
 // A reason is only a guess when it rests on no wording at all.
 bool weak(const std::string& reason) { return reason == "undefined" || reason == "onhold"; }
 
@@ -365,14 +377,19 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
     e.hard = false;
     return;
   }
-  BounceClass c = rules.classify({e.status, e.reply_code, e.diagnostic, permanent});
+  BounceClass c = rules.classify({e.status, e.reply_code, e.diagnostic, permanent,
+                                  after_data(e.diagnostic + "\n" + cx.whole_text)});
   if (weak(c.reason) && !cx.whole_text.empty()) {
     std::string by_text = rules.reason_from_text(cx.whole_text);
     if (!by_text.empty()) c = rules.class_of(by_text, permanent);
   }
   // A DSN that says "delayed" is a delivery still being retried: its reason is the
   // time running out, whatever the last reply was.
-  if (lc_action == "delayed") c = rules.class_of("expired", false);
+  // A recipient given up on after transient failures ("failed" with a 4.x.x status) expired too.
+  bool transient = (!e.status.empty() && e.status[0] == '4') ||
+                   (e.status.empty() && e.reply_code >= 400 && e.reply_code < 500);
+  if (lc_action == "delayed" || (lc_action == "failed" && transient))
+    c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
   e.bounce_type = c.bounce_type;
@@ -439,19 +456,31 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
       std::string before = lower(line.substr(0, a.begin));
       // The address right after MAIL FROM is the envelope sender, not a recipient.
       if (before.ends_with("mail from:<") || before.ends_with("mail from: <") ||
-          before.ends_with("from:<") || before.ends_with("from: ") ||
-          before.ends_with("from:") || before.ends_with("sender: ") ||
-          before.ends_with("sender <"))
+          before.ends_with("from:<") || before.ends_with("from: ") || before.ends_with("from:") ||
+          before.ends_with("sender: ") || before.ends_with("sender <"))
         continue;
       std::string_view lead = trim(before);
-      while (!lead.empty() && std::string_view("<\"'*-•>:([").find(lead.back()) !=
-                                  std::string_view::npos)
+      while (!lead.empty() &&
+             std::string_view("<\"'*-•>:([").find(lead.back()) != std::string_view::npos)
         lead.remove_suffix(1);
       lead = trim(lead);
-      static constexpr std::string_view kLabels[] = {
-          "", "to", "rcpt to", "recipient", "recipients", "failed recipient", "address",
-          "original-recipient", "final-recipient", "rfc822;", "rfc822", "user", "mailbox",
-          "original recipient", "invalid recipient", "unknown user", "delivery to"};
+      static constexpr std::string_view kLabels[] = {"",
+                                                     "to",
+                                                     "rcpt to",
+                                                     "recipient",
+                                                     "recipients",
+                                                     "failed recipient",
+                                                     "address",
+                                                     "original-recipient",
+                                                     "final-recipient",
+                                                     "rfc822;",
+                                                     "rfc822",
+                                                     "user",
+                                                     "mailbox",
+                                                     "original recipient",
+                                                     "invalid recipient",
+                                                     "unknown user",
+                                                     "delivery to"};
       bool opens = false;
       for (auto l : kLabels) opens = opens || lower(lead) == l;
       (opens ? leading : anywhere).push_back({a.address, i, a.end});
@@ -506,22 +535,36 @@ bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
   std::string subject = lower(subj ? subj : "");
   std::string from_addr;
   if (const char* f = g_mime_object_get_header(obj, "From")) from_addr = lower(f);
-  static constexpr std::string_view kDaemons[] = {"mailer-daemon", "postmaster", "mail delivery",
-                                                  "mailer_daemon", "mail-daemon",
-                                                  "delivery subsystem", "maildelivery"};
+  static constexpr std::string_view kDaemons[] = {
+      "mailer-daemon", "postmaster",         "mail delivery", "mailer_daemon",
+      "mail-daemon",   "delivery subsystem", "maildelivery"};
   for (auto d : kDaemons)
     if (from_addr.find(d) != std::string::npos) return true;
-  static constexpr std::string_view kSubjects[] = {
-      "undeliver", "delivery status", "delivery fail", "failure notice", "returned mail",
-      "mail delivery", "delivery notification", "could not be delivered", "not delivered",
-      "undelivered", "nondeliverable", "non-deliverable", "delivery report", "mail failure",
-      "rejected", "delivery problem", "warning: could not send", "error sending", "bounce"};
+  static constexpr std::string_view kSubjects[] = {"undeliver",
+                                                   "delivery status",
+                                                   "delivery fail",
+                                                   "failure notice",
+                                                   "returned mail",
+                                                   "mail delivery",
+                                                   "delivery notification",
+                                                   "could not be delivered",
+                                                   "not delivered",
+                                                   "undelivered",
+                                                   "nondeliverable",
+                                                   "non-deliverable",
+                                                   "delivery report",
+                                                   "mail failure",
+                                                   "rejected",
+                                                   "delivery problem",
+                                                   "warning: could not send",
+                                                   "error sending",
+                                                   "bounce"};
   for (auto s : kSubjects)
     if (subject.find(s) != std::string::npos) return true;
   static constexpr std::string_view kBodies[] = {
-      "could not be delivered", "was not delivered", "delivery has failed",
-      "permanent error", "undeliverable", "unable to deliver", "delivery to the following",
-      "following address", "following recipient"};
+      "could not be delivered",    "was not delivered", "delivery has failed",
+      "permanent error",           "undeliverable",     "unable to deliver",
+      "delivery to the following", "following address", "following recipient"};
   for (auto s : kBodies)
     if (text_lc.find(s) != std::string::npos) return true;
   return false;
@@ -538,9 +581,9 @@ bool looks_like_auto_reply(GMimeMessage* msg) {
     return true;
   const char* subj = g_mime_message_get_subject(msg);
   std::string subject = lower(subj ? subj : "");
-  static constexpr std::string_view kSubjects[] = {"automatic reply", "auto:", "out of office",
-                                                   "away from", "vacation", "autoreply",
-                                                   "auto-reply", "abwesenheit"};
+  static constexpr std::string_view kSubjects[] = {"automatic reply", "auto:",      "out of office",
+                                                   "away from",       "vacation",   "autoreply",
+                                                   "auto-reply",      "abwesenheit"};
   for (auto s : kSubjects)
     if (subject.find(s) != std::string::npos) return true;
   return false;
@@ -605,7 +648,8 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
 
   // Who we are: the report's own To (our envelope sender) and the returned message's sender.
   Context cx;
-  for (const auto& a : find_addresses(header_value(own_headers, "To"))) cx.senders.push_back(a.address);
+  for (const auto& a : find_addresses(header_value(own_headers, "To")))
+    cx.senders.push_back(a.address);
   std::string returned_from = header_value(parts.returned_headers, "From");
   std::string returned_path = header_value(parts.returned_headers, "Return-Path");
   for (const auto& a : find_addresses(returned_from)) cx.senders.push_back(a.address);
@@ -613,7 +657,8 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
 
   // The returned message's identity and our VERP token.
   std::string mid = std::string(trim(header_value(parts.returned_headers, "Message-ID")));
-  if (mid.size() > 2 && mid.front() == '<' && mid.back() == '>') mid = mid.substr(1, mid.size() - 2);
+  if (mid.size() > 2 && mid.front() == '<' && mid.back() == '>')
+    mid = mid.substr(1, mid.size() - 2);
   report.original_message_id = mid;
   for (auto name : {"To", "Delivered-To", "X-Original-To", "Envelope-To"}) {
     if (!report.verp_token.empty()) break;
@@ -630,11 +675,16 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
       for (const auto& f : block) {
         if (f.name == "feedback-type" && report.feedback_type.empty())
           report.feedback_type = lower(trim(f.value));
-        else if (f.name == "user-agent") report.user_agent = f.value;
-        else if (f.name == "original-mail-from") report.original_mail_from = first_address(f.value);
-        else if (f.name == "arrival-date" || f.name == "received-date") report.arrival_date = f.value;
-        else if (f.name == "reporting-mta") report.reporting_mta = std::string(strip_type(f.value));
-        else if (f.name == "source-ip") report.source_ip = f.value;
+        else if (f.name == "user-agent")
+          report.user_agent = f.value;
+        else if (f.name == "original-mail-from")
+          report.original_mail_from = first_address(f.value);
+        else if (f.name == "arrival-date" || f.name == "received-date")
+          report.arrival_date = f.value;
+        else if (f.name == "reporting-mta")
+          report.reporting_mta = std::string(strip_type(f.value));
+        else if (f.name == "source-ip")
+          report.source_ip = f.value;
         else if (f.name == "original-rcpt-to") {
           std::string a = first_address(f.value);
           if (!a.empty()) rcpts.push_back(a);
@@ -703,18 +753,19 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
     return report;
   }
 
-  // 3. An automatic reply: its author is the recipient that answered.
-  if (looks_like_auto_reply(msg)) {
-    report.kind = FeedbackKind::kAutoReply;
-    FeedbackEntry e;
-    e.recipient = first_address(header_value(own_headers, "From"));
-    e.reason = "vacation";
-    if (!e.recipient.empty()) report.entries.push_back(std::move(e));
+  // 4. A free-form bounce.
+  if (!looks_like_bounce(msg, lower(text))) {
+    // 3. Not a bounce: An automatic reply: its author is the recipient that answered.
+    if (looks_like_auto_reply(msg)) {
+      report.kind = FeedbackKind::kAutoReply;
+      FeedbackEntry e;
+      e.recipient = first_address(header_value(own_headers, "From"));
+      e.reason = "vacation";
+      if (!e.recipient.empty()) report.entries.push_back(std::move(e));
+      return report;
+    }
     return report;
   }
-
-  // 4. A free-form bounce.
-  if (!looks_like_bounce(msg, lower(text))) return report;
   entries = read_text_bounce(lines, cx);
   if (entries.empty()) {
     std::string failed = header_value(own_headers, "X-Failed-Recipients");
@@ -731,8 +782,10 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
                    lc.find("will keep trying") != std::string::npos ||
                    lc.find("delivery attempts will continue") != std::string::npos;
   for (auto& e : entries) {
-    if (temporary && e.status.empty() && e.reply_code == 0) e.action = "delayed";
-    else e.action = "failed";
+    if (temporary && e.status.empty() && e.reply_code == 0)
+      e.action = "delayed";
+    else
+      e.action = "failed";
     classify_entry(e, cx, permanent_of(e, !temporary));
   }
   report.kind = FeedbackKind::kBounce;

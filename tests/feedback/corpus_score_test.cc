@@ -109,9 +109,9 @@ Score score(const std::filesystem::path& dir, const std::vector<Row>& rows) {
       if (verbose() && (!ok_reason || !ok_hard || !ok_rcpt)) {
         std::printf("MISS %s want %s/%d/%s got %s/%d/%s status=%s code=%d diag=%.160s\n",
                     file.c_str(), want.c_str(), r.hard, r.recipient.c_str(),
-                    e ? e->reason.c_str() : "-", e ? e->hard : -1,
-                    e ? e->recipient.c_str() : "-", e ? e->status.c_str() : "",
-                    e ? e->reply_code : 0, e ? e->diagnostic.c_str() : "");
+                    e ? e->reason.c_str() : "-", e ? e->hard : -1, e ? e->recipient.c_str() : "-",
+                    e ? e->status.c_str() : "", e ? e->reply_code : 0,
+                    e ? e->diagnostic.c_str() : "");
       }
     }
   }
@@ -120,8 +120,8 @@ Score score(const std::filesystem::path& dir, const std::vector<Row>& rows) {
 
 void print(const char* name, const Score& s) {
   std::printf("%s: %d rows; reason %.1f%% (%d), hard/soft %.1f%% (%d), recipient %.1f%% (%d)%s\n",
-              name, s.rows, s.pct(s.reason), s.reason, s.pct(s.hard), s.hard,
-              s.pct(s.recipient), s.recipient,
+              name, s.rows, s.pct(s.reason), s.reason, s.pct(s.hard), s.hard, s.pct(s.recipient),
+              s.recipient,
               s.mapped ? (" (" + std::to_string(s.mapped) + " labels mapped)").c_str() : "");
 }
 
