@@ -385,11 +385,7 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   }
   // A DSN that says "delayed" is a delivery still being retried: its reason is the
   // time running out, whatever the last reply was.
-  // A recipient given up on after transient failures ("failed" with a 4.x.x status) expired too.
-  bool transient = (!e.status.empty() && e.status[0] == '4') ||
-                   (e.status.empty() && e.reply_code >= 400 && e.reply_code < 500);
-  if (lc_action == "delayed" || (lc_action == "failed" && transient))
-    c = rules.class_of("expired", false);
+  if (lc_action == "delayed") c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
   e.bounce_type = c.bounce_type;
@@ -666,7 +662,25 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
   }
   if (report.verp_token.empty()) report.verp_token = verp_token_in(returned_path);
 
-  // 1. A complaint.
+  // 1. A complaint: an ARF report, or Hotmail's older form (the complained-about message
+  // attached to a mail whose subject says so).
+  const char* subject_raw = g_mime_message_get_subject(msg);
+  bool hotmail_style = parts.has_returned && subject_raw &&
+                       lower(subject_raw).find("complaint about message") != std::string::npos;
+  if (hotmail_style && parts.feedback_report.empty())
+    parts.feedback_report = "Feedback-Type: abuse\n";
+  // A mail whose subject is only "unsubscribe" answers our List-Unsubscribe mailto: an opt-out
+  // by its author.
+  if (parts.feedback_report.empty() && subject_raw && trim(lower(subject_raw)) == "unsubscribe") {
+    report.kind = FeedbackKind::kComplaint;
+    report.feedback_type = "opt-out";
+    FeedbackEntry e;
+    e.recipient = first_address(header_value(own_headers, "From"));
+    e.reason = "feedback";
+    e.feedback_type = report.feedback_type;
+    if (!e.recipient.empty()) report.entries.push_back(std::move(e));
+    return report;
+  }
   if (!parts.feedback_report.empty()) {
     report.kind = FeedbackKind::kComplaint;
     std::vector<std::string> rcpts;
@@ -684,7 +698,7 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
         else if (f.name == "reporting-mta")
           report.reporting_mta = std::string(strip_type(f.value));
         else if (f.name == "source-ip")
-          report.source_ip = f.value;
+          report.source_ip = std::string(trim(f.value.substr(0, f.value.find(' '))));
         else if (f.name == "original-rcpt-to") {
           std::string a = first_address(f.value);
           if (!a.empty()) rcpts.push_back(a);

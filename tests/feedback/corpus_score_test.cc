@@ -15,14 +15,25 @@
 namespace magnetic::feedback {
 namespace {
 
-// Levels reached on the corpus (rows counted below); the test fails under them.
-constexpr double kMinReasonPercent = 0.0;
-constexpr double kMinHardPercent = 0.0;
-constexpr double kMinRecipientPercent = 0.0;
+// Levels reached on bounces/eml (407 rows): reason 249 (61.2%), hard/soft 337 (82.8%),
+// recipient 384 (94.3%). The test fails under them.
+// TODO: reason is far below the 95% aimed at: free-form bounces of several MTAs (fml, Notes,
+// Domino, v5 Sendmail, SES notifications in JSON) yield no recipient, and many labels rest on
+// per-MTA knowledge our generic rules do not have yet.
+constexpr int kMinReasonRows = 249;
+constexpr int kMinHardRows = 337;
+constexpr int kMinRecipientRows = 384;
+constexpr int kMinArfRows = 10;
 
 // Where our class differs from the corpus label by design, the corpus label is mapped to ours
-// before comparing. Each mapping is counted and printed, not dropped.
-//   (none yet)
+// before comparing. Each mapping is counted and printed, not dropped. None is applied yet; the
+// known differences by design are scored as misses:
+//   - "filtered" where the reply says "user unknown" with no sign that it answered DATA
+//     (about 26 rows, e.g. lhost-sendmail-19, rhost-kddi-01): the corpus infers filtering from
+//     the receiving provider; we call it userunknown (hard) unless the text shows the reply
+//     came after DATA ("end of data"), which is what a filter at DATA looks like.
+//   - "suspend" for "inactive" mailboxes is soft in both, but the corpus calls Apple's
+//     "inactive email address" userunknown (rhost-apple-04).
 const std::map<std::string, std::string> kReasonMapping = {};
 
 struct Row {
@@ -132,9 +143,88 @@ TEST(CorpusScore, BouncesReachTheirLevels) {
   Score s = score(corpora / "bounces" / "eml", rows);
   print("bounces/eml", s);
   EXPECT_EQ(s.rows, 407);
-  EXPECT_GE(s.pct(s.reason), kMinReasonPercent);
-  EXPECT_GE(s.pct(s.hard), kMinHardPercent);
-  EXPECT_GE(s.pct(s.recipient), kMinRecipientPercent);
+  EXPECT_GE(s.reason, kMinReasonRows);
+  EXPECT_GE(s.hard, kMinHardRows);
+  EXPECT_GE(s.recipient, kMinRecipientRows);
+}
+
+// The CRLF copies hold the same messages as their LF twins: the parse must be identical.
+TEST(CorpusScore, CrlfMessagesParseExactlyAsTheirLfTwins) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpora / "bounces" / "eml-crlf")) {
+    auto lf = corpora / "bounces" / "eml" / entry.path().filename();
+    auto a = parse_feedback(magnetic::testing::read_file(entry.path()));
+    auto b = parse_feedback(magnetic::testing::read_file(lf));
+    ASSERT_TRUE(a.is_ok() && b.is_ok()) << entry.path().filename();
+    ASSERT_EQ(a->entries.size(), b->entries.size()) << entry.path().filename();
+    for (size_t i = 0; i < a->entries.size(); ++i) {
+      EXPECT_EQ(a->entries[i].recipient, b->entries[i].recipient) << entry.path().filename();
+      EXPECT_EQ(a->entries[i].reason, b->entries[i].reason) << entry.path().filename();
+      EXPECT_EQ(a->entries[i].status, b->entries[i].status) << entry.path().filename();
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 32);
+}
+
+TEST(CorpusScore, MessagesThatAreNotBouncesSaySo) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  for (const char* name : {"is-not-bounce-01.eml", "is-not-bounce-02.eml"}) {
+    auto r =
+        parse_feedback(magnetic::testing::read_file(corpora / "bounces" / "not-bounce" / name));
+    ASSERT_TRUE(r.is_ok()) << name;
+    EXPECT_EQ(r->kind, FeedbackKind::kOther) << name;
+    EXPECT_TRUE(r->entries.empty()) << name;
+  }
+}
+
+TEST(CorpusScore, ArfReportsFromTheSisimaiSet) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  auto rows = read_expected(corpora / "arf" / "sisimai" / "expected.tsv");
+  ASSERT_EQ(rows.size(), 10u);
+  Score s = score(corpora / "arf" / "sisimai", rows);
+  print("arf/sisimai", s);
+  int feedback_types = 0;
+  for (const auto& r : rows) {
+    auto p = parse_feedback(magnetic::testing::read_file(corpora / "arf" / "sisimai" / r.file));
+    if (p && !p->entries.empty() && p->entries.front().feedback_type == r.feedback_type)
+      ++feedback_types;
+  }
+  std::printf("arf/sisimai: feedback_type %d of %zu\n", feedback_types, rows.size());
+  EXPECT_EQ(s.reason, kMinArfRows);
+  EXPECT_EQ(s.recipient, kMinArfRows);
+  EXPECT_EQ(feedback_types, kMinArfRows);
+}
+
+// mail-auth's expected JSON: feedback type, Original-Mail-From, Original-Rcpt-To, Source-IP and
+// User-Agent, exactly.
+TEST(CorpusScore, ArfReportsFromTheMailAuthSet) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  auto unbracket = [](std::string v) {
+    if (v.size() > 1 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+    return v;
+  };
+  for (int i = 1; i <= 5; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%03d", i);
+    auto dir = corpora / "arf" / "mail-auth";
+    auto want =
+        nlohmann::json::parse(magnetic::testing::read_file(dir / (std::string(name) + ".json")));
+    auto got = parse_feedback(magnetic::testing::read_file(dir / (std::string(name) + ".eml")));
+    ASSERT_TRUE(got.is_ok()) << name;
+    EXPECT_EQ(got->kind, FeedbackKind::kComplaint) << name;
+    std::string type = want["feedback_type"] == "AuthFailure" ? "auth-failure" : "abuse";
+    EXPECT_EQ(got->feedback_type, type) << name;
+    auto str = [&](const char* key) {
+      return want[key].is_string() ? unbracket(want[key].get<std::string>()) : std::string();
+    };
+    EXPECT_EQ(got->original_mail_from, str("original_mail_from")) << name;
+    EXPECT_EQ(got->source_ip, str("source_ip")) << name;
+    EXPECT_EQ(got->user_agent, str("user_agent")) << name;
+    std::string rcpt = got->entries.empty() ? "" : got->entries.front().original_recipient;
+    EXPECT_EQ(rcpt, str("original_rcpt_to")) << name;
+  }
 }
 
 }  // namespace

@@ -30,7 +30,8 @@ TEST(ProviderReplies, GmailYahooMicrosoftRepliesGetTheirClassAndAction) {
        "550 5.1.1 double-checking the recipient's email address for typos or\r\n",
        "userunknown", Action::kBounce, true},
       {"421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating\r\n"
-       "421 4.7.28 from your IP address. To protect our users from spam, mail sent from your IP\r\n",
+       "421 4.7.28 from your IP address. To protect our users from spam, mail sent from your "
+       "IP\r\n",
        "speeding", Action::kRetryAndThrottle, false},
       {"452-4.2.2 The recipient's inbox is out of storage space. Please direct the recipient\r\n"
        "452 4.2.2 to\r\n",
@@ -57,8 +58,8 @@ TEST(ProviderReplies, GmailYahooMicrosoftRepliesGetTheirClassAndAction) {
       {"553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying "
        "will NOT succeed. See https://postmaster.yahooinc.com/error-codes\r\n",
        "blocked", Action::kBounce, false},
-      {"552 1 Requested mail action aborted, mailbox not found\r\n", "userunknown",
-       Action::kBounce, true},
+      {"552 1 Requested mail action aborted, mailbox not found\r\n", "userunknown", Action::kBounce,
+       true},
       // Microsoft
       {"550 5.5.0 Requested action not taken: mailbox unavailable\r\n", "userunknown",
        Action::kBounce, true},
