@@ -6,6 +6,7 @@
 #include "base/duration.h"
 #include "base/log.h"
 #include "cli/commands.h"
+#include "cli/feedback_command.h"
 #include "smtp/sink_main.h"
 
 namespace {
@@ -149,6 +150,8 @@ int main(int argc, char** argv) {
   m->add_option("--domains", demo.domains, "over how many *.example domains")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+
+  magnetic::cli::add_feedback_commands(app);
 
   CLI11_PARSE(app, argc, argv);
   set_log_level(log_level);

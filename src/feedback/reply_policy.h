@@ -2,11 +2,11 @@
 // retried later, retried with the egress path slowed down, or bounced. SMTP sessions report
 // replies; the scheduler applies the verdict; neither interprets reply codes itself.
 //
-// Strategy: the enhanced status code (RFC 3463) decides when the server gave a valid one
-// (it was validated on parsing); the diagnostic text refines the class (a 5.7.1 that speaks of
-// spam is "spamdetected", one that speaks of a block list is "blocked"); the basic reply code
-// decides the rest. Class names are the reasons shared by bounce tools (userunknown,
-// mailboxfull, toomanyconn, ...).
+// Strategy: the bounce class comes from the shared bounce rules (bounce_rules.h), the same
+// rules the feedback parser applies to DSNs, so one reply text gets one class either way. The
+// action follows the reply code: 4xx retries (and slows the egress path for a 421 or a class
+// that speaks of rate, connections or reputation), 5xx bounces; hard only for a 5xx whose
+// class says the address itself is bad.
 #pragma once
 
 #include <string>

@@ -35,8 +35,9 @@ TEST(ReplyPolicy, ProviderRepliesGetTheirClassAndAction) {
        Action::kBounce, "spamdetected", false},
       {550, "5.7.1", "Service unavailable; client host blocked using Spamhaus", Action::kBounce,
        "blocked", false},
+      // Microsoft's 5.7.606 is about the sending IP (a banned address), not our security.
       {550, "5.7.606", "Access denied, banned sending IP. To request removal from this list",
-       Action::kBounce, "securityerror", false},
+       Action::kBounce, "blocked", false},
       {554, "5.7.9", "Message not accepted for policy reasons.", Action::kBounce, "policyviolation",
        false},
       {550, "", "Requested action not taken: mailbox unavailable", Action::kBounce, "userunknown",

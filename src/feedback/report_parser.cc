@@ -1,0 +1,810 @@
+// Feedback parsing: GMime for the MIME structure, hand-written readers for what is inside.
+//
+// Strategy, in order of trust:
+//   1. An ARF report (message/feedback-report) is a complaint: its fields are read as they are.
+//   2. A DSN (message/delivery-status, or the same fields pasted into a text part, as some
+//      gateways do) is read per recipient block: Final-Recipient, Action, Status,
+//      Diagnostic-Code, Remote-MTA.
+//   3. Otherwise a message that looks like a bounce (sent by a mailer daemon, a bounce-like
+//      subject, an X-Failed-Recipients header) is read as free-form text: the human-readable
+//      part up to where the returned message starts, addresses that open a line (qmail,
+//      Exim, Sendmail, Gmail, Yahoo, ... all list the failed recipient that way) or, failing
+//      that, any address that is not the sender's; each recipient's diagnostic is the text
+//      that follows it up to the next recipient.
+// The class of each recipient comes from the shared bounce rules, first from its own
+// diagnostic, then, when that says nothing useful, from the whole human-readable text.
+//
+// The field readers are written by hand because GMime parses MIME structure and headers but
+// not the bodies of message/delivery-status or message/feedback-report parts (RFC 3464 and
+// RFC 5965 put header-like blocks in the body).
+#include "feedback/report_parser.h"
+
+#include <gmime/gmime.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "feedback/bounce_rules.h"
+#include "smtp/reply.h"
+
+namespace magnetic::feedback {
+namespace {
+
+// ---- small text helpers ----------------------------------------------------------------------
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string> split_lines(std::string_view text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t nl = text.find('\n', start);
+    std::string_view line =
+        text.substr(start, nl == std::string_view::npos ? text.size() - start : nl - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.emplace_back(line);
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+  return lines;
+}
+
+bool is_local_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         std::string_view("._%+-=!#$&'*/?^`{|}~").find(c) != std::string_view::npos;
+}
+bool is_domain_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '-';
+}
+
+struct FoundAddress {
+  std::string address;  // lower case
+  size_t begin = 0;     // offset of the first character in the scanned text
+  size_t end = 0;
+};
+
+// Every address-shaped token in `text` (local@domain with a dot in the domain).
+std::vector<FoundAddress> find_addresses(std::string_view text) {
+  std::vector<FoundAddress> out;
+  for (size_t at = text.find('@'); at != std::string_view::npos; at = text.find('@', at + 1)) {
+    size_t b = at;
+    while (b > 0 && is_local_char(text[b - 1])) --b;
+    size_t e = at + 1;
+    while (e < text.size() && is_domain_char(text[e])) ++e;
+    while (e > at + 1 && (text[e - 1] == '.' || text[e - 1] == '-')) --e;
+    while (b < at && (text[b] == '.' || text[b] == '\'' || text[b] == '=')) ++b;
+    std::string_view domain = text.substr(at + 1, e - at - 1);
+    if (b == at || domain.find('.') == std::string_view::npos) continue;
+    out.push_back({lower(text.substr(b, e - b)), b, e});
+  }
+  return out;
+}
+
+std::string first_address(std::string_view text) {
+  auto found = find_addresses(text);
+  return found.empty() ? std::string() : found.front().address;
+}
+
+// "rfc822; a@b" -> "a@b"; "smtp; 550 ..." -> "550 ...".
+std::string_view strip_type(std::string_view value) {
+  size_t semi = value.find(';');
+  if (semi == std::string_view::npos || semi > 20) return trim(value);
+  return trim(value.substr(semi + 1));
+}
+
+// ---- header-like blocks (DSN and ARF bodies) -------------------------------------------------
+
+struct Field {
+  std::string name;  // lower case
+  std::string value;
+};
+using Block = std::vector<Field>;
+
+// Splits a DSN/ARF body into blocks of fields separated by blank lines, unfolding
+// continuation lines. Lines that are not fields are ignored.
+std::vector<Block> read_blocks(std::string_view body) {
+  std::vector<Block> blocks(1);
+  for (const auto& raw : split_lines(body)) {
+    std::string_view line = raw;
+    if (trim(line).empty()) {
+      if (!blocks.back().empty()) blocks.emplace_back();
+      continue;
+    }
+    if ((line.front() == ' ' || line.front() == '\t') && !blocks.back().empty()) {
+      blocks.back().back().value += " ";
+      blocks.back().back().value += std::string(trim(line));
+      continue;
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0 || colon > 40) continue;
+    std::string_view name = line.substr(0, colon);
+    if (name.find(' ') != std::string_view::npos) continue;
+    blocks.back().push_back({lower(name), std::string(trim(line.substr(colon + 1)))});
+  }
+  if (blocks.back().empty()) blocks.pop_back();
+  return blocks;
+}
+
+const std::string* field(const Block& b, std::string_view name) {
+  for (const auto& f : b)
+    if (f.name == name) return &f.value;
+  return nullptr;
+}
+std::string field_or(const Block& b, std::string_view name) {
+  const std::string* v = field(b, name);
+  return v ? *v : std::string();
+}
+
+// ---- reply code and enhanced code inside a diagnostic ---------------------------------------
+
+bool digit(char c) { return c >= '0' && c <= '9'; }
+
+// The first SMTP reply code in the text: three digits [2-5]xx standing alone, followed by a
+// space, '-' or the end; skipping numbers that are part of an address, IP or date.
+int find_reply_code(std::string_view t) {
+  for (size_t i = 0; i + 3 <= t.size(); ++i) {
+    if (t[i] < '2' || t[i] > '5' || !digit(t[i + 1]) || !digit(t[i + 2])) continue;
+    if (i > 0 && (digit(t[i - 1]) || t[i - 1] == '.' || t[i - 1] == ':' || t[i - 1] == '#' ||
+                  is_domain_char(t[i - 1]) || t[i - 1] == '-'))
+      continue;
+    if (i + 3 < t.size() && t[i + 3] != ' ' && t[i + 3] != '-' && t[i + 3] != '\n' &&
+        t[i + 3] != '\r')
+      continue;
+    int code = (t[i] - '0') * 100 + (t[i + 1] - '0') * 10 + (t[i + 2] - '0');
+    if (t[i + 1] > '5') continue;  // 2xx-5xx with a second digit 0-5 (RFC 5321 4.2)
+    return code;
+  }
+  return 0;
+}
+
+// The first valid enhanced status code in the text ("5.1.1"); its class must agree with the
+// reply code when there is one.
+std::string find_enhanced(std::string_view t, int reply_code) {
+  for (size_t i = 0; i + 5 <= t.size(); ++i) {
+    if (t[i] < '2' || t[i] > '5' || t[i + 1] != '.') continue;
+    if (i > 0 && (digit(t[i - 1]) || t[i - 1] == '.')) continue;
+    size_t j = i + 2;
+    while (j < t.size() && digit(t[j])) ++j;
+    if (j == i + 2 || j >= t.size() || t[j] != '.') continue;
+    size_t k = j + 1;
+    while (k < t.size() && digit(t[k])) ++k;
+    if (k == j + 1 || (k < t.size() && (digit(t[k]) || t[k] == '.'))) continue;
+    std::string code(t.substr(i, k - i));
+    int cls = reply_code ? reply_code : (t[i] - '0') * 100;
+    if (smtp::valid_enhanced_code(code, cls)) return code;
+  }
+  return "";
+}
+
+// ---- the MIME walk ---------------------------------------------------------------------------
+
+struct Parts {
+  std::string report_text;       // human-readable text parts before the returned message
+  std::string delivery_status;   // message/delivery-status body
+  std::string feedback_report;   // message/feedback-report body
+  std::string returned_headers;  // headers of the returned message
+  bool has_returned = false;
+};
+
+std::string part_content(GMimePart* part) {
+  GMimeDataWrapper* content = g_mime_part_get_content(part);
+  if (!content) return "";
+  GMimeStream* mem = g_mime_stream_mem_new();
+  g_mime_data_wrapper_write_to_stream(content, mem);
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+  std::string out(reinterpret_cast<const char*>(bytes->data), bytes->len);
+  g_object_unref(mem);
+  return out;
+}
+
+std::string text_of(GMimePart* part) {
+  if (GMIME_IS_TEXT_PART(part)) {
+    char* text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+    if (text) {
+      std::string out(text);
+      g_free(text);
+      return out;
+    }
+  }
+  return part_content(part);
+}
+
+std::string headers_of(GMimeObject* object) {
+  char* h = g_mime_object_get_headers(object, nullptr);
+  std::string out = h ? h : "";
+  g_free(h);
+  return out;
+}
+
+// Crude tag stripping for a bounce that comes as HTML only; enough to find addresses and
+// wording, not a renderer.
+std::string strip_html(std::string_view html) {
+  std::string out;
+  bool in_tag = false;
+  for (char c : html) {
+    if (c == '<') {
+      in_tag = true;
+    } else if (c == '>') {
+      in_tag = false;
+      out.push_back(' ');
+    } else if (!in_tag) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+void walk(GMimeObject* object, Parts& parts, int depth) {
+  if (depth > 8 || !object) return;
+  GMimeContentType* ct = g_mime_object_get_content_type(object);
+  std::string type =
+      ct ? lower(g_mime_content_type_get_media_type(ct) ? g_mime_content_type_get_media_type(ct)
+                                                        : "")
+         : "";
+  std::string sub = ct ? lower(g_mime_content_type_get_media_subtype(ct)
+                                   ? g_mime_content_type_get_media_subtype(ct)
+                                   : "")
+                       : "";
+
+  if (GMIME_IS_MULTIPART(object)) {
+    GMimeMultipart* mp = GMIME_MULTIPART(object);
+    int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; ++i) walk(g_mime_multipart_get_part(mp, i), parts, depth + 1);
+    return;
+  }
+  if (GMIME_IS_MESSAGE_PART(object)) {
+    GMimeMessage* inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(object));
+    if (!inner) return;
+    if (sub == "delivery-status" || sub == "global-delivery-status" || sub == "feedback-report") {
+      // Parsed as a message by GMime: its "headers" are the first block of fields, the rest of
+      // the blocks are in its body.
+      std::string body = headers_of(GMIME_OBJECT(inner));
+      GMimeObject* mime = g_mime_message_get_mime_part(inner);
+      if (mime && GMIME_IS_PART(mime)) body += "\n" + part_content(GMIME_PART(mime));
+      (sub == "feedback-report" ? parts.feedback_report : parts.delivery_status) += body;
+      return;
+    }
+    if (!parts.has_returned) {
+      parts.has_returned = true;
+      parts.returned_headers = headers_of(GMIME_OBJECT(inner));
+    }
+    return;
+  }
+  if (!GMIME_IS_PART(object)) return;
+  GMimePart* part = GMIME_PART(object);
+  if (type == "message" && (sub == "delivery-status" || sub == "global-delivery-status")) {
+    parts.delivery_status += part_content(part) + "\n";
+  } else if (type == "message" && sub == "feedback-report") {
+    parts.feedback_report += part_content(part) + "\n";
+  } else if ((type == "text" && sub == "rfc822-headers") ||
+             (type == "message" && (sub == "rfc822-headers" || sub == "rfc822"))) {
+    if (!parts.has_returned) {
+      parts.has_returned = true;
+      parts.returned_headers = part_content(part);
+    }
+  } else if (type == "text" && !parts.has_returned) {
+    if (sub == "html") {
+      if (parts.report_text.empty()) parts.report_text = strip_html(text_of(part));
+    } else {
+      if (!parts.report_text.empty()) parts.report_text += "\n";
+      parts.report_text += text_of(part);
+    }
+  } else if (type.empty() && !parts.has_returned) {
+    parts.report_text += text_of(part);
+  }
+}
+
+// ---- where the returned message starts in free text -----------------------------------------
+
+bool starts_returned_message(const std::string& line_lc, bool prev_blank) {
+  static constexpr std::string_view kMarkers[] = {
+      "below this line is a copy of the message",
+      "this is a copy of the message",
+      "original message follows",
+      "----- original message -----",
+      "-----original message-----",
+      "--- original message",
+      "------ original message",
+      "the original message headers",
+      "original message headers",
+      "--- the header of the original message",
+      "message headers follow",
+      "headers of your message follow",
+      "unsent message below",
+      "this is the original message",
+      "original message attached",
+      "returned message follows",
+      "content-type: message/rfc822",
+      "your message reads (in part)",
+      "--- copy of the message",
+      "----- message header follows",
+      "the header of the original message",
+  };
+  for (auto m : kMarkers)
+    if (line_lc.find(m) != std::string::npos) return true;
+  if (prev_blank && (line_lc.starts_with("return-path:") || line_lc.starts_with("received: from") ||
+                     line_lc.starts_with("received: (qmail")))
+    return true;
+  return false;
+}
+
+// ---- building entries ------------------------------------------------------------------------
+
+struct Context {
+  std::vector<std::string> senders;  // addresses that are ours, never a failed recipient
+  std::string whole_text;            // the human-readable text, for a second opinion
+};
+
+bool is_sender(const Context& cx, const std::string& a) {
+  if (a.starts_with("mailer-daemon@") || a.starts_with("postmaster@") ||
+      a.starts_with("mailer_daemon@") || a.starts_with("mail-daemon@"))
+    return true;
+  return std::find(cx.senders.begin(), cx.senders.end(), a) != cx.senders.end();
+}
+
+// The reply answered DATA or the final dot, as bounce texts and transcripts say it.
+bool after_data(std::string_view text) {
+  std::string t = normalize_diagnostic(text);
+  for (auto m : {"end of data", "after data", "after the data"})
+    if (t.find(m) != std::string::npos) return true;
+  return false;
+}
+
+// A reason is only a guess when it rests on no wording at all.
+bool weak(const std::string& reason) { return reason == "undefined" || reason == "onhold"; }
+
+void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
+  const BounceRules& rules = bounce_rules();
+  std::string lc_action = lower(e.action);
+  if (lc_action == "delivered" || lc_action == "relayed" || lc_action == "expanded") {
+    BounceClass c = rules.class_of("delivered", false);
+    e.reason = c.reason;
+    e.hard = false;
+    return;
+  }
+  BounceClass c = rules.classify({e.status, e.reply_code, e.diagnostic, permanent,
+                                  after_data(e.diagnostic + "\n" + cx.whole_text)});
+  if (weak(c.reason) && !cx.whole_text.empty()) {
+    std::string by_text = rules.reason_from_text(cx.whole_text);
+    if (!by_text.empty()) c = rules.class_of(by_text, permanent);
+  }
+  // A DSN that says "delayed" is a delivery still being retried: its reason is the
+  // time running out, whatever the last reply was.
+  if (lc_action == "delayed") c = rules.class_of("expired", false);
+  e.reason = c.reason;
+  e.hard = c.hard;
+  e.bounce_type = c.bounce_type;
+  e.bounce_subtype = c.bounce_subtype;
+}
+
+void fill_codes(FeedbackEntry& e) {
+  if (e.reply_code == 0) e.reply_code = find_reply_code(e.diagnostic);
+  if (e.status.empty()) e.status = find_enhanced(e.diagnostic, e.reply_code);
+}
+
+bool permanent_of(const FeedbackEntry& e, bool default_permanent) {
+  if (!e.status.empty()) return e.status[0] == '5';
+  if (e.reply_code) return e.reply_code >= 500;
+  return default_permanent;
+}
+
+// DSN fields, in a message/delivery-status part or pasted into text.
+std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& report) {
+  std::vector<FeedbackEntry> out;
+  for (const auto& block : read_blocks(body)) {
+    if (const auto* v = field(block, "reporting-mta"); v && report.reporting_mta.empty())
+      report.reporting_mta = std::string(strip_type(*v));
+    if (const auto* v = field(block, "arrival-date"); v && report.arrival_date.empty())
+      report.arrival_date = *v;
+    const std::string* final_rcpt = field(block, "final-recipient");
+    const std::string* orig_rcpt = field(block, "original-recipient");
+    if (!final_rcpt && !orig_rcpt) continue;
+
+    FeedbackEntry e;
+    e.recipient = first_address(final_rcpt ? strip_type(*final_rcpt) : "");
+    if (orig_rcpt) e.original_recipient = first_address(strip_type(*orig_rcpt));
+    if (e.recipient.empty()) e.recipient = e.original_recipient;
+    if (e.recipient.empty()) continue;
+    e.action = lower(trim(field_or(block, "action")));
+    e.diagnostic = std::string(strip_type(field_or(block, "diagnostic-code")));
+    e.remote_mta = std::string(strip_type(field_or(block, "remote-mta")));
+    e.reply_code = find_reply_code(e.diagnostic);
+    std::string status(trim(field_or(block, "status")));
+    std::string code = find_enhanced(status, 0);
+    // A status that disagrees with the reply code in the diagnostic is not trusted.
+    if (!code.empty() && (e.reply_code == 0 || smtp::valid_enhanced_code(code, e.reply_code)))
+      e.status = code;
+    fill_codes(e);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Free-form bounce text: recipients are addresses that open a line, or failing that any
+// address that is not ours; a recipient's diagnostic is the text after it.
+std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& lines,
+                                            const Context& cx) {
+  struct Hit {
+    std::string address;
+    size_t line;
+    size_t column_end;
+  };
+  std::vector<Hit> leading, anywhere;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string_view line = lines[i];
+    for (const auto& a : find_addresses(line)) {
+      if (is_sender(cx, a.address)) continue;
+      std::string before = lower(line.substr(0, a.begin));
+      // The address right after MAIL FROM is the envelope sender, not a recipient.
+      if (before.ends_with("mail from:<") || before.ends_with("mail from: <") ||
+          before.ends_with("from:<") || before.ends_with("from: ") || before.ends_with("from:") ||
+          before.ends_with("sender: ") || before.ends_with("sender <"))
+        continue;
+      std::string_view lead = trim(before);
+      while (!lead.empty() &&
+             std::string_view("<\"'*-•>:([").find(lead.back()) != std::string_view::npos)
+        lead.remove_suffix(1);
+      lead = trim(lead);
+      static constexpr std::string_view kLabels[] = {"",
+                                                     "to",
+                                                     "rcpt to",
+                                                     "recipient",
+                                                     "recipients",
+                                                     "failed recipient",
+                                                     "address",
+                                                     "original-recipient",
+                                                     "final-recipient",
+                                                     "rfc822;",
+                                                     "rfc822",
+                                                     "user",
+                                                     "mailbox",
+                                                     "original recipient",
+                                                     "invalid recipient",
+                                                     "unknown user",
+                                                     "delivery to"};
+      bool opens = false;
+      for (auto l : kLabels) opens = opens || lower(lead) == l;
+      (opens ? leading : anywhere).push_back({a.address, i, a.end});
+    }
+  }
+  const auto& hits = leading.empty() ? anywhere : leading;
+
+  std::vector<FeedbackEntry> out;
+  std::vector<std::string> seen;
+  for (size_t h = 0; h < hits.size(); ++h) {
+    if (std::find(seen.begin(), seen.end(), hits[h].address) != seen.end()) continue;
+    seen.push_back(hits[h].address);
+
+    // The diagnostic: the rest of the line, then the following lines up to the next
+    // recipient (a different address opening a line) or a run of two blank lines.
+    size_t stop = lines.size();
+    for (size_t k = h + 1; k < hits.size(); ++k) {
+      if (hits[k].address != hits[h].address && hits[k].line > hits[h].line) {
+        stop = hits[k].line;
+        break;
+      }
+    }
+    stop = std::min(stop, hits[h].line + 12);
+    std::string diag(lines[hits[h].line].substr(hits[h].column_end));
+    int blanks = 0;
+    for (size_t k = hits[h].line + 1; k < stop; ++k) {
+      if (trim(lines[k]).empty()) {
+        if (++blanks == 2 && !trim(diag).empty()) break;
+        continue;
+      }
+      blanks = 0;
+      diag += "\n" + lines[k];
+    }
+
+    FeedbackEntry e;
+    e.recipient = hits[h].address;
+    e.diagnostic = std::string(trim(diag));
+    while (!e.diagnostic.empty() &&
+           std::string_view(">:.,)\"' ").find(e.diagnostic.front()) != std::string_view::npos)
+      e.diagnostic.erase(0, 1);
+    fill_codes(e);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
+  GMimeObject* obj = GMIME_OBJECT(msg);
+  if (g_mime_object_get_header(obj, "X-Failed-Recipients")) return true;
+  std::string from = lower(headers_of(obj));
+  const char* subj = g_mime_message_get_subject(msg);
+  std::string subject = lower(subj ? subj : "");
+  std::string from_addr;
+  if (const char* f = g_mime_object_get_header(obj, "From")) from_addr = lower(f);
+  static constexpr std::string_view kDaemons[] = {
+      "mailer-daemon", "postmaster",         "mail delivery", "mailer_daemon",
+      "mail-daemon",   "delivery subsystem", "maildelivery"};
+  for (auto d : kDaemons)
+    if (from_addr.find(d) != std::string::npos) return true;
+  static constexpr std::string_view kSubjects[] = {"undeliver",
+                                                   "delivery status",
+                                                   "delivery fail",
+                                                   "failure notice",
+                                                   "returned mail",
+                                                   "mail delivery",
+                                                   "delivery notification",
+                                                   "could not be delivered",
+                                                   "not delivered",
+                                                   "undelivered",
+                                                   "nondeliverable",
+                                                   "non-deliverable",
+                                                   "delivery report",
+                                                   "mail failure",
+                                                   "rejected",
+                                                   "delivery problem",
+                                                   "warning: could not send",
+                                                   "error sending",
+                                                   "bounce"};
+  for (auto s : kSubjects)
+    if (subject.find(s) != std::string::npos) return true;
+  static constexpr std::string_view kBodies[] = {
+      "could not be delivered",    "was not delivered", "delivery has failed",
+      "permanent error",           "undeliverable",     "unable to deliver",
+      "delivery to the following", "following address", "following recipient"};
+  for (auto s : kBodies)
+    if (text_lc.find(s) != std::string::npos) return true;
+  return false;
+}
+
+bool looks_like_auto_reply(GMimeMessage* msg) {
+  GMimeObject* obj = GMIME_OBJECT(msg);
+  if (const char* v = g_mime_object_get_header(obj, "Auto-Submitted")) {
+    std::string a = lower(v);
+    if (a.starts_with("auto-replied")) return true;
+  }
+  if (g_mime_object_get_header(obj, "X-Autoreply") ||
+      g_mime_object_get_header(obj, "X-Autorespond"))
+    return true;
+  const char* subj = g_mime_message_get_subject(msg);
+  std::string subject = lower(subj ? subj : "");
+  static constexpr std::string_view kSubjects[] = {"automatic reply", "auto:",      "out of office",
+                                                   "away from",       "vacation",   "autoreply",
+                                                   "auto-reply",      "abwesenheit"};
+  for (auto s : kSubjects)
+    if (subject.find(s) != std::string::npos) return true;
+  return false;
+}
+
+std::string header_value(std::string_view headers, std::string_view name) {
+  for (const auto& b : read_blocks(headers)) {
+    if (const auto* v = field(b, lower(name))) return *v;
+  }
+  return "";
+}
+
+std::string verp_token_in(std::string_view text) {
+  for (const auto& a : find_addresses(text)) {
+    if (a.address.starts_with("bounce+")) {
+      size_t at = a.address.find('@');
+      return a.address.substr(7, at - 7);
+    }
+  }
+  return "";
+}
+
+GMimeMessage* parse_message(std::string_view raw) {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });
+  GMimeStream* stream = g_mime_stream_mem_new_with_buffer(raw.data(), raw.size());
+  GMimeParser* parser = g_mime_parser_new_with_stream(stream);
+  GMimeMessage* msg = g_mime_parser_construct_message(parser, nullptr);
+  g_object_unref(parser);
+  g_object_unref(stream);
+  return msg;
+}
+
+}  // namespace
+
+const char* feedback_kind_name(FeedbackKind kind) {
+  switch (kind) {
+    case FeedbackKind::kBounce:
+      return "bounce";
+    case FeedbackKind::kComplaint:
+      return "complaint";
+    case FeedbackKind::kAutoReply:
+      return "autoreply";
+    case FeedbackKind::kOther:
+      return "other";
+  }
+  return "other";
+}
+
+Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
+  GMimeMessage* msg = parse_message(raw_message);
+  if (!msg) return Status::invalid("not an RFC 5322 message");
+  struct Unref {
+    GMimeMessage* m;
+    ~Unref() { g_object_unref(m); }
+  } unref{msg};
+
+  FeedbackReport report;
+  Parts parts;
+  walk(g_mime_message_get_mime_part(msg), parts, 0);
+  std::string own_headers = headers_of(GMIME_OBJECT(msg));
+
+  // Who we are: the report's own To (our envelope sender) and the returned message's sender.
+  Context cx;
+  for (const auto& a : find_addresses(header_value(own_headers, "To")))
+    cx.senders.push_back(a.address);
+  std::string returned_from = header_value(parts.returned_headers, "From");
+  std::string returned_path = header_value(parts.returned_headers, "Return-Path");
+  for (const auto& a : find_addresses(returned_from)) cx.senders.push_back(a.address);
+  for (const auto& a : find_addresses(returned_path)) cx.senders.push_back(a.address);
+
+  // The returned message's identity and our VERP token.
+  std::string mid = std::string(trim(header_value(parts.returned_headers, "Message-ID")));
+  if (mid.size() > 2 && mid.front() == '<' && mid.back() == '>')
+    mid = mid.substr(1, mid.size() - 2);
+  report.original_message_id = mid;
+  for (auto name : {"To", "Delivered-To", "X-Original-To", "Envelope-To"}) {
+    if (!report.verp_token.empty()) break;
+    report.verp_token = verp_token_in(header_value(own_headers, name));
+  }
+  if (report.verp_token.empty()) report.verp_token = verp_token_in(returned_path);
+
+  // 1. A complaint: an ARF report, or Hotmail's older form (the complained-about message
+  // attached to a mail whose subject says so).
+  const char* subject_raw = g_mime_message_get_subject(msg);
+  bool hotmail_style = parts.has_returned && subject_raw &&
+                       lower(subject_raw).find("complaint about message") != std::string::npos;
+  if (hotmail_style && parts.feedback_report.empty())
+    parts.feedback_report = "Feedback-Type: abuse\n";
+  // A mail whose subject is only "unsubscribe" answers our List-Unsubscribe mailto: an opt-out
+  // by its author.
+  if (parts.feedback_report.empty() && subject_raw && trim(lower(subject_raw)) == "unsubscribe") {
+    report.kind = FeedbackKind::kComplaint;
+    report.feedback_type = "opt-out";
+    FeedbackEntry e;
+    e.recipient = first_address(header_value(own_headers, "From"));
+    e.reason = "feedback";
+    e.feedback_type = report.feedback_type;
+    if (!e.recipient.empty()) report.entries.push_back(std::move(e));
+    return report;
+  }
+  if (!parts.feedback_report.empty()) {
+    report.kind = FeedbackKind::kComplaint;
+    std::vector<std::string> rcpts;
+    bool from_field = false;
+    for (const auto& block : read_blocks(parts.feedback_report)) {
+      for (const auto& f : block) {
+        if (f.name == "feedback-type" && report.feedback_type.empty())
+          report.feedback_type = lower(trim(f.value));
+        else if (f.name == "user-agent")
+          report.user_agent = f.value;
+        else if (f.name == "original-mail-from")
+          report.original_mail_from = first_address(f.value);
+        else if (f.name == "arrival-date" || f.name == "received-date")
+          report.arrival_date = f.value;
+        else if (f.name == "reporting-mta")
+          report.reporting_mta = std::string(strip_type(f.value));
+        else if (f.name == "source-ip")
+          report.source_ip = std::string(trim(f.value.substr(0, f.value.find(' '))));
+        else if (f.name == "original-rcpt-to") {
+          std::string a = first_address(f.value);
+          if (!a.empty()) rcpts.push_back(a);
+          from_field = true;
+        }
+      }
+    }
+    if (rcpts.empty()) {
+      std::string a = first_address(header_value(parts.returned_headers, "To"));
+      if (!a.empty()) rcpts.push_back(a);
+    }
+    if (report.feedback_type.empty()) report.feedback_type = "other";
+    for (const auto& a : rcpts) {
+      FeedbackEntry e;
+      e.recipient = a;
+      if (from_field) e.original_recipient = a;
+      e.reason = "feedback";
+      e.feedback_type = report.feedback_type;
+      report.entries.push_back(std::move(e));
+    }
+    return report;
+  }
+
+  // The human-readable text, cut where the returned message starts.
+  std::vector<std::string> lines;
+  {
+    bool prev_blank = false;
+    bool first = true;
+    for (auto& line : split_lines(parts.report_text)) {
+      std::string lc = lower(line);
+      if (!first && starts_returned_message(lc, prev_blank)) break;
+      first = false;
+      prev_blank = trim(line).empty();
+      lines.push_back(std::move(line));
+    }
+  }
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  cx.whole_text = text;
+
+  // 2. A DSN, in its own part or pasted into the text.
+  std::vector<FeedbackEntry> entries = read_dsn(parts.delivery_status, report);
+  if (entries.empty()) {
+    std::string lc = lower(text);
+    if (lc.find("final-recipient:") != std::string::npos ||
+        lc.find("original-recipient:") != std::string::npos)
+      entries = read_dsn(text, report);
+  }
+  if (!entries.empty()) {
+    // Where the DSN's own diagnostic is empty, the text beside it may say more.
+    auto from_text = read_text_bounce(lines, cx);
+    for (auto& e : entries) {
+      if (e.diagnostic.empty()) {
+        for (const auto& t : from_text) {
+          if (t.recipient == e.recipient) {
+            e.diagnostic = t.diagnostic;
+            fill_codes(e);
+          }
+        }
+      }
+      bool failed = e.action.empty() || e.action == "failed";
+      classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed");
+    }
+    report.kind = FeedbackKind::kBounce;
+    report.entries = std::move(entries);
+    return report;
+  }
+
+  // 4. A free-form bounce.
+  if (!looks_like_bounce(msg, lower(text))) {
+    // 3. Not a bounce: An automatic reply: its author is the recipient that answered.
+    if (looks_like_auto_reply(msg)) {
+      report.kind = FeedbackKind::kAutoReply;
+      FeedbackEntry e;
+      e.recipient = first_address(header_value(own_headers, "From"));
+      e.reason = "vacation";
+      if (!e.recipient.empty()) report.entries.push_back(std::move(e));
+      return report;
+    }
+    return report;
+  }
+  entries = read_text_bounce(lines, cx);
+  if (entries.empty()) {
+    std::string failed = header_value(own_headers, "X-Failed-Recipients");
+    if (failed.empty()) failed = header_value(parts.returned_headers, "To");
+    for (const auto& a : find_addresses(failed)) {
+      FeedbackEntry e;
+      e.recipient = a.address;
+      entries.push_back(std::move(e));
+      break;
+    }
+  }
+  std::string lc = lower(text);
+  bool temporary = lc.find("temporary") != std::string::npos ||
+                   lc.find("will keep trying") != std::string::npos ||
+                   lc.find("delivery attempts will continue") != std::string::npos;
+  for (auto& e : entries) {
+    if (temporary && e.status.empty() && e.reply_code == 0)
+      e.action = "delayed";
+    else
+      e.action = "failed";
+    classify_entry(e, cx, permanent_of(e, !temporary));
+  }
+  report.kind = FeedbackKind::kBounce;
+  report.entries = std::move(entries);
+  return report;
+}
+
+}  // namespace magnetic::feedback

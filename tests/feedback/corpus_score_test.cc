@@ -1,0 +1,231 @@
+// Scores parse_feedback against the bounce and ARF corpora (../shared/corpora): every message,
+// every expected recipient row. The expected labels are those of a widely used bounce
+// classifier; our reasons use its names. The minimums below are the levels reached; a change
+// that lowers a score fails here. Set MAGNETIC_SCORE_VERBOSE=1 to print every disagreement.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "feedback/report_parser.h"
+#include "test_support.h"
+
+namespace magnetic::feedback {
+namespace {
+
+// Levels reached on bounces/eml (407 rows): reason 249 (61.2%), hard/soft 337 (82.8%),
+// recipient 384 (94.3%). The test fails under them.
+// TODO: reason is far below the 95% aimed at: free-form bounces of several MTAs (fml, Notes,
+// Domino, v5 Sendmail, SES notifications in JSON) yield no recipient, and many labels rest on
+// per-MTA knowledge our generic rules do not have yet.
+constexpr int kMinReasonRows = 249;
+constexpr int kMinHardRows = 337;
+constexpr int kMinRecipientRows = 384;
+constexpr int kMinArfRows = 10;
+
+// Where our class differs from the corpus label by design, the corpus label is mapped to ours
+// before comparing. Each mapping is counted and printed, not dropped. None is applied yet; the
+// known differences by design are scored as misses:
+//   - "filtered" where the reply says "user unknown" with no sign that it answered DATA
+//     (about 26 rows, e.g. lhost-sendmail-19, rhost-kddi-01): the corpus infers filtering from
+//     the receiving provider; we call it userunknown (hard) unless the text shows the reply
+//     came after DATA ("end of data"), which is what a filter at DATA looks like.
+//   - "suspend" for "inactive" mailboxes is soft in both, but the corpus calls Apple's
+//     "inactive email address" userunknown (rhost-apple-04).
+const std::map<std::string, std::string> kReasonMapping = {};
+
+struct Row {
+  std::string file;
+  std::string recipient;
+  std::string reason;
+  bool hard = false;
+  std::string feedback_type;
+  std::string p5_go_agree;
+};
+
+std::vector<std::string> split_tabs(const std::string& line) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t tab = line.find('\t', start);
+    out.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+    if (tab == std::string::npos) return out;
+    start = tab + 1;
+  }
+}
+
+std::vector<Row> read_expected(const std::filesystem::path& tsv) {
+  std::vector<Row> rows;
+  std::istringstream in(magnetic::testing::read_file(tsv));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto f = split_tabs(line);
+    if (f.size() < 9) continue;
+    Row r;
+    r.file = f[0];
+    r.recipient = f[2];
+    r.reason = f[5];
+    r.hard = f[6] == "1";
+    r.feedback_type = f[8];
+    r.p5_go_agree = f.size() > 16 ? f[16] : "";
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+struct Score {
+  int rows = 0, reason = 0, hard = 0, recipient = 0, mapped = 0;
+  double pct(int n) const { return rows ? 100.0 * n / rows : 0.0; }
+};
+
+bool verbose() {
+  const char* v = std::getenv("MAGNETIC_SCORE_VERBOSE");
+  return v && *v && std::string(v) != "0";
+}
+
+// Scores one folder of messages against its rows: each row is compared with our entry for the
+// same recipient, or else the entry at the same position.
+Score score(const std::filesystem::path& dir, const std::vector<Row>& rows) {
+  Score s;
+  std::map<std::string, std::vector<const Row*>> by_file;
+  for (const auto& r : rows) by_file[r.file].push_back(&r);
+  for (const auto& [file, expected] : by_file) {
+    auto path = dir / file;
+    if (!std::filesystem::exists(path)) continue;
+    auto parsed = parse_feedback(magnetic::testing::read_file(path));
+    std::vector<FeedbackEntry> entries;
+    if (parsed) entries = parsed->entries;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const Row& r = *expected[i];
+      ++s.rows;
+      const FeedbackEntry* e = nullptr;
+      for (const auto& x : entries)
+        if (x.recipient == r.recipient) e = &x;
+      if (!e && i < entries.size()) e = &entries[i];
+      std::string want = r.reason;
+      if (auto m = kReasonMapping.find(want); m != kReasonMapping.end()) {
+        want = m->second;
+        ++s.mapped;
+      }
+      bool ok_reason = e && e->reason == want;
+      bool ok_hard = e && e->hard == r.hard;
+      bool ok_rcpt = e && e->recipient == r.recipient;
+      s.reason += ok_reason;
+      s.hard += ok_hard;
+      s.recipient += ok_rcpt;
+      if (verbose() && (!ok_reason || !ok_hard || !ok_rcpt)) {
+        std::printf("MISS %s want %s/%d/%s got %s/%d/%s status=%s code=%d diag=%.160s\n",
+                    file.c_str(), want.c_str(), r.hard, r.recipient.c_str(),
+                    e ? e->reason.c_str() : "-", e ? e->hard : -1, e ? e->recipient.c_str() : "-",
+                    e ? e->status.c_str() : "", e ? e->reply_code : 0,
+                    e ? e->diagnostic.c_str() : "");
+      }
+    }
+  }
+  return s;
+}
+
+void print(const char* name, const Score& s) {
+  std::printf("%s: %d rows; reason %.1f%% (%d), hard/soft %.1f%% (%d), recipient %.1f%% (%d)%s\n",
+              name, s.rows, s.pct(s.reason), s.reason, s.pct(s.hard), s.hard, s.pct(s.recipient),
+              s.recipient,
+              s.mapped ? (" (" + std::to_string(s.mapped) + " labels mapped)").c_str() : "");
+}
+
+TEST(CorpusScore, BouncesReachTheirLevels) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  auto rows = read_expected(corpora / "bounces" / "expected.tsv");
+  ASSERT_EQ(rows.size(), 407u);
+  Score s = score(corpora / "bounces" / "eml", rows);
+  print("bounces/eml", s);
+  EXPECT_EQ(s.rows, 407);
+  EXPECT_GE(s.reason, kMinReasonRows);
+  EXPECT_GE(s.hard, kMinHardRows);
+  EXPECT_GE(s.recipient, kMinRecipientRows);
+}
+
+// The CRLF copies hold the same messages as their LF twins: the parse must be identical.
+TEST(CorpusScore, CrlfMessagesParseExactlyAsTheirLfTwins) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(corpora / "bounces" / "eml-crlf")) {
+    auto lf = corpora / "bounces" / "eml" / entry.path().filename();
+    auto a = parse_feedback(magnetic::testing::read_file(entry.path()));
+    auto b = parse_feedback(magnetic::testing::read_file(lf));
+    ASSERT_TRUE(a.is_ok() && b.is_ok()) << entry.path().filename();
+    ASSERT_EQ(a->entries.size(), b->entries.size()) << entry.path().filename();
+    for (size_t i = 0; i < a->entries.size(); ++i) {
+      EXPECT_EQ(a->entries[i].recipient, b->entries[i].recipient) << entry.path().filename();
+      EXPECT_EQ(a->entries[i].reason, b->entries[i].reason) << entry.path().filename();
+      EXPECT_EQ(a->entries[i].status, b->entries[i].status) << entry.path().filename();
+    }
+    ++files;
+  }
+  EXPECT_EQ(files, 32);
+}
+
+TEST(CorpusScore, MessagesThatAreNotBouncesSaySo) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  for (const char* name : {"is-not-bounce-01.eml", "is-not-bounce-02.eml"}) {
+    auto r =
+        parse_feedback(magnetic::testing::read_file(corpora / "bounces" / "not-bounce" / name));
+    ASSERT_TRUE(r.is_ok()) << name;
+    EXPECT_EQ(r->kind, FeedbackKind::kOther) << name;
+    EXPECT_TRUE(r->entries.empty()) << name;
+  }
+}
+
+TEST(CorpusScore, ArfReportsFromTheSisimaiSet) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  auto rows = read_expected(corpora / "arf" / "sisimai" / "expected.tsv");
+  ASSERT_EQ(rows.size(), 10u);
+  Score s = score(corpora / "arf" / "sisimai", rows);
+  print("arf/sisimai", s);
+  int feedback_types = 0;
+  for (const auto& r : rows) {
+    auto p = parse_feedback(magnetic::testing::read_file(corpora / "arf" / "sisimai" / r.file));
+    if (p && !p->entries.empty() && p->entries.front().feedback_type == r.feedback_type)
+      ++feedback_types;
+  }
+  std::printf("arf/sisimai: feedback_type %d of %zu\n", feedback_types, rows.size());
+  EXPECT_EQ(s.reason, kMinArfRows);
+  EXPECT_EQ(s.recipient, kMinArfRows);
+  EXPECT_EQ(feedback_types, kMinArfRows);
+}
+
+// mail-auth's expected JSON: feedback type, Original-Mail-From, Original-Rcpt-To, Source-IP and
+// User-Agent, exactly.
+TEST(CorpusScore, ArfReportsFromTheMailAuthSet) {
+  MAGNETIC_REQUIRE_CORPORA(corpora);
+  auto unbracket = [](std::string v) {
+    if (v.size() > 1 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+    return v;
+  };
+  for (int i = 1; i <= 5; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%03d", i);
+    auto dir = corpora / "arf" / "mail-auth";
+    auto want =
+        nlohmann::json::parse(magnetic::testing::read_file(dir / (std::string(name) + ".json")));
+    auto got = parse_feedback(magnetic::testing::read_file(dir / (std::string(name) + ".eml")));
+    ASSERT_TRUE(got.is_ok()) << name;
+    EXPECT_EQ(got->kind, FeedbackKind::kComplaint) << name;
+    std::string type = want["feedback_type"] == "AuthFailure" ? "auth-failure" : "abuse";
+    EXPECT_EQ(got->feedback_type, type) << name;
+    auto str = [&](const char* key) {
+      return want[key].is_string() ? unbracket(want[key].get<std::string>()) : std::string();
+    };
+    EXPECT_EQ(got->original_mail_from, str("original_mail_from")) << name;
+    EXPECT_EQ(got->source_ip, str("source_ip")) << name;
+    EXPECT_EQ(got->user_agent, str("user_agent")) << name;
+    std::string rcpt = got->entries.empty() ? "" : got->entries.front().original_recipient;
+    EXPECT_EQ(rcpt, str("original_rcpt_to")) << name;
+  }
+}
+
+}  // namespace
+}  // namespace magnetic::feedback

@@ -1,0 +1,103 @@
+#include "feedback/report_parser.h"
+
+#include <gtest/gtest.h>
+
+namespace magnetic::feedback {
+namespace {
+
+// A DSN as RFC 3464 lays it out, written for this test with reserved names.
+constexpr const char* kDsn =
+    "From: MAILER-DAEMON@mx.example.net\r\n"
+    "To: bounce+tok123@sender.example\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n"
+    "\r\n"
+    "--B\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "I could not deliver your message.\r\n"
+    "--B\r\n"
+    "Content-Type: message/delivery-status\r\n"
+    "\r\n"
+    "Reporting-MTA: dns; mx.example.net\r\n"
+    "Arrival-Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; Gone@Example.com\r\n"
+    "Original-Recipient: rfc822; gone@example.com\r\n"
+    "Action: failed\r\n"
+    "Status: 5.1.1\r\n"
+    "Remote-MTA: dns; in.example.com\r\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 <gone@example.com>: Recipient address\r\n"
+    " rejected: User unknown in local recipient table\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; full@example.com\r\n"
+    "Action: failed\r\n"
+    "Status: 5.2.2\r\n"
+    "Diagnostic-Code: smtp; 552 5.2.2 Mailbox full\r\n"
+    "--B\r\n"
+    "Content-Type: text/rfc822-headers\r\n"
+    "\r\n"
+    "Return-Path: <bounce+tok123@sender.example>\r\n"
+    "Message-ID: <m1@sender.example>\r\n"
+    "From: news@sender.example\r\n"
+    "--B--\r\n";
+
+TEST(ReportParser, DsnIsReadFieldByField) {
+  auto r = parse_feedback(kDsn);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  EXPECT_EQ(r->reporting_mta, "mx.example.net");
+  EXPECT_EQ(r->original_message_id, "m1@sender.example");
+  EXPECT_EQ(r->verp_token, "tok123");
+  ASSERT_EQ(r->entries.size(), 2u);
+  const auto& a = r->entries[0];
+  EXPECT_EQ(a.recipient, "gone@example.com");
+  EXPECT_EQ(a.status, "5.1.1");
+  EXPECT_EQ(a.reply_code, 550);
+  EXPECT_EQ(a.remote_mta, "in.example.com");
+  EXPECT_EQ(a.reason, "userunknown");
+  EXPECT_TRUE(a.hard);
+  EXPECT_EQ(a.bounce_type, "Permanent");
+  EXPECT_EQ(a.bounce_subtype, "NoEmail");
+  const auto& b = r->entries[1];
+  EXPECT_EQ(b.recipient, "full@example.com");
+  EXPECT_EQ(b.reason, "mailboxfull");
+  EXPECT_FALSE(b.hard);
+  EXPECT_EQ(b.bounce_type, "Transient");
+  EXPECT_EQ(b.bounce_subtype, "MailboxFull");
+}
+
+TEST(ReportParser, QmailStyleTextBounceFindsTheRecipient) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: sender@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "Hi. I was not able to deliver your message to the following addresses.\n"
+      "\n"
+      "<nobody@example.org>:\n"
+      "192.0.2.7 does not like recipient.\n"
+      "Remote host said: 550 5.1.1 <nobody@example.org>: no such user\n"
+      "\n"
+      "--- Below this line is a copy of the message.\n"
+      "\n"
+      "From: sender@sender.example\n");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "nobody@example.org");
+  EXPECT_EQ(r->entries[0].reply_code, 550);
+  EXPECT_EQ(r->entries[0].status, "5.1.1");
+  EXPECT_EQ(r->entries[0].reason, "userunknown");
+}
+
+TEST(ReportParser, OrdinaryMailIsOther) {
+  auto r = parse_feedback("From: a@example.com\nTo: b@example.com\nSubject: lunch\n\nat noon?\n");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kOther);
+  EXPECT_TRUE(r->entries.empty());
+}
+
+}  // namespace
+}  // namespace magnetic::feedback
