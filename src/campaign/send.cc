@@ -681,6 +681,9 @@ Result<SendReport> run_send(const SendSettings& settings) {
     ingest_done = c->ingest_done;
     auto recovered = spool.recover(campaign_id);
     if (!recovered) return recovered.status();
+    // TODO: this over-counts: every recipient claimed when the process died is counted, also
+    // those still waiting in the ready queue and never attempted (up to --batch-size of them).
+    // A tight count needs a durable mark per attempt, which costs a write per message.
     if (recovered->in_flight_reset) {
       log->warn(
           "resuming campaign {}: {} recipients were in flight when it stopped; they are sent "
