@@ -28,7 +28,7 @@ build-asan: deps $(BUILD_ASAN)/Makefile
 # Every test in the normal build, then again under AddressSanitizer and UBSan.
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 --timeout 900 -LE slow
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 --timeout 900
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900
