@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -28,6 +29,33 @@ inline std::string read_file(const std::filesystem::path& p) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Decodes standard base64 (with padding); empty on malformed input.
+inline std::string base64_decode(std::string_view text) {
+  std::string out(text.size(), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()),
+                          static_cast<int>(text.size()));
+  if (n < 0) return {};
+  size_t len = static_cast<size_t>(n);
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  if (text.ends_with("=="))
+    len -= 2;
+  else if (text.ends_with("="))
+    len -= 1;
+  out.resize(len);
+  return out;
+}
+
+// Every LF that is not already part of a CRLF becomes CRLF.
+inline std::string crlf_lines(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(text[i]);
+  }
+  return out;
 }
 
 // A fresh empty folder under the system temp dir, removed when the object goes away.

@@ -11,20 +11,7 @@
 namespace magnetic::dkim {
 namespace {
 
-std::string base64_decode(std::string_view text) {
-  std::string out(text.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return {};
-  size_t len = static_cast<size_t>(n);
-  if (text.ends_with("=="))
-    len -= 2;
-  else if (text.ends_with("="))
-    len -= 1;
-  out.resize(len);
-  return out;
-}
+using ::magnetic::testing::base64_decode;
 
 // A PEM written by OpenSSL directly, for keys our API will not make.
 std::string openssl_pem(EVP_PKEY* pkey, bool traditional_rsa) {

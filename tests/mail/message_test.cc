@@ -15,6 +15,8 @@
 namespace magnetic::mail {
 namespace {
 
+using ::magnetic::testing::crlf_lines;
+
 using std::chrono::seconds;
 using std::chrono::system_clock;
 
@@ -43,15 +45,6 @@ std::string boundary_of(const std::string& message) {
   if (at == std::string::npos) return "";
   size_t end = message.find('"', at + key.size());
   return message.substr(at + key.size(), end - at - key.size());
-}
-
-std::string crlf_lines(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(text[i]);
-  }
-  return out;
 }
 
 // CRLF everywhere, no bare CR or LF, no line over 998 octets.

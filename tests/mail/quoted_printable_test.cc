@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "test_support.h"
+
 #include <random>
 
 namespace magnetic::mail {
 namespace {
+
+using ::magnetic::testing::crlf_lines;
 
 std::string encode(std::string_view text) {
   std::string out;
@@ -14,14 +18,6 @@ std::string encode(std::string_view text) {
 }
 
 // The decoded form of what qp_encode was given: every line break is CRLF.
-std::string crlf_lines(std::string_view text) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out.push_back('\r');
-    out.push_back(text[i]);
-  }
-  return out;
-}
 
 void expect_lines_within_76(const std::string& encoded) {
   size_t start = 0;
