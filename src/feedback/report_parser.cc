@@ -358,10 +358,24 @@ bool is_sender(const Context& cx, const std::string& a) {
 }
 
 // The reply answered DATA or the final dot, as bounce texts and transcripts say it.
-bool after_data(std::string_view text) {
-  std::string t = normalize_diagnostic(text);
+bool after_data(std::string_view diagnostic, std::string_view whole_text) {
+  std::string t = normalize_diagnostic(std::string(diagnostic) + "\n" + std::string(whole_text));
   for (auto m : {"end of data", "after data", "after the data"})
     if (t.find(m) != std::string::npos) return true;
+
+  // A session transcript shows it when this very reply follows ">>> DATA" and is the last
+  // reply before the next command. A pipelining client sends DATA before it reads the RCPT
+  // replies, so a refusal followed by another reply ("503 need RCPT") answered RCPT.
+  std::string d = normalize_diagnostic(diagnostic);
+  if (d.size() < 8) return false;
+  constexpr std::string_view kData = ">>> data <<< ";
+  for (size_t at = t.find(kData); at != std::string::npos; at = t.find(kData, at + 1)) {
+    size_t end = at + kData.size();
+    if (t.compare(end, d.size(), d) != 0) continue;
+    size_t next_reply = t.find("<<< ", end + d.size());
+    size_t next_command = t.find(">>> ", end + d.size());
+    if (next_reply == std::string::npos || next_reply > next_command) return true;
+  }
   return false;
 }
 
@@ -377,8 +391,8 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
     e.hard = false;
     return;
   }
-  BounceClass c = rules.classify({e.status, e.reply_code, e.diagnostic, permanent,
-                                  after_data(e.diagnostic + "\n" + cx.whole_text)});
+  BounceClass c = rules.classify(
+      {e.status, e.reply_code, e.diagnostic, permanent, after_data(e.diagnostic, cx.whole_text)});
   if (weak(c.reason) && !cx.whole_text.empty()) {
     std::string by_text = rules.reason_from_text(cx.whole_text);
     if (!by_text.empty()) c = rules.class_of(by_text, permanent);
@@ -395,6 +409,13 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
 void fill_codes(FeedbackEntry& e) {
   if (e.reply_code == 0) e.reply_code = find_reply_code(e.diagnostic);
   if (e.status.empty()) e.status = find_enhanced(e.diagnostic, e.reply_code);
+
+  // A generic DSN status ("5.0.0") says less than the code in the reply it reports.
+  if (e.status.size() == 5 && e.status.ends_with(".0.0")) {
+    std::string in_reply = find_enhanced(e.diagnostic, e.reply_code);
+    if (!in_reply.empty() && in_reply[0] == e.status[0] && !in_reply.ends_with(".0.0"))
+      e.status = in_reply;
+  }
 }
 
 bool permanent_of(const FeedbackEntry& e, bool default_permanent) {
