@@ -399,7 +399,11 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   }
   // A DSN that says "delayed" is a delivery still being retried: its reason is the
   // time running out, whatever the last reply was.
-  if (lc_action == "delayed") c = rules.class_of("expired", false);
+  // Only a full mailbox or disk, or a failing local mailer, names a cause that outlasts the
+  // retries more precisely than the time running out.
+  if (lc_action == "delayed" && c.reason != "mailboxfull" && c.reason != "systemfull" &&
+      c.reason != "mailererror")
+    c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
   e.bounce_type = c.bounce_type;
