@@ -393,6 +393,9 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   }
   BounceClass c = rules.classify(
       {e.status, e.reply_code, e.diagnostic, permanent, after_data(e.diagnostic, cx.whole_text)});
+  // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
+  // a lasting "host unknown" comes with a permanent code.
+  if (c.reason == "hostunknown" && !permanent) c = rules.class_of("networkerror", false);
   if (weak(c.reason) && !cx.whole_text.empty()) {
     std::string by_text = rules.reason_from_text(cx.whole_text);
     if (!by_text.empty()) c = rules.class_of(by_text, permanent);
@@ -534,6 +537,22 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
       }
       blanks = 0;
       diag += "\n" + lines[k];
+    }
+
+    // A text that names the recipient first and quotes the reply later ("554 5.3.0 <rcpt>:
+    // ...") has the better diagnostic on the later line, the one with a reply code.
+    if (find_reply_code(diag) == 0) {
+      for (size_t k = h + 1; k < hits.size(); ++k) {
+        if (hits[k].address != hits[h].address || hits[k].line == hits[h].line) continue;
+        const std::string& quoted = lines[hits[k].line];
+        if (find_reply_code(quoted) == 0) continue;
+        diag = quoted;
+        for (size_t n = hits[k].line + 1; n < std::min(lines.size(), hits[k].line + 4); ++n) {
+          if (trim(lines[n]).empty()) break;
+          diag += "\n" + lines[n];
+        }
+        break;
+      }
     }
 
     FeedbackEntry e;
