@@ -27,6 +27,11 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text) {
   else
     return Status::invalid("bad duration unit '" + std::string(unit) + "' in '" +
                            std::string(text) + "'");
+  // Longer than a century is a typo, and would overflow the millisecond count.
+  constexpr double kMaxMs = 100.0 * 365 * 86'400'000;
+  if (number * ms_per_unit > kMaxMs) {
+    return Status::invalid("duration '" + std::string(text) + "' is longer than 100 years");
+  }
   return std::chrono::milliseconds(static_cast<long long>(number * ms_per_unit));
 }
 

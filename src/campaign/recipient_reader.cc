@@ -35,6 +35,8 @@
 //   nlohmann rejects too) the message names the first bad byte and its offset in the line.
 #include "campaign/recipient_reader.h"
 
+#include "base/json_depth.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -483,6 +485,10 @@ Status CsvReader::read_header() {
           return Status::invalid("column '" + name + "': empty part in dotted name");
         }
         col.path.push_back(std::move(part));
+        if (col.path.size() > static_cast<size_t>(kMaxDataNesting)) {
+          return Status::invalid("column '" + name.substr(0, 40) + "...': more than " +
+                                 std::to_string(kMaxDataNesting) + " dotted parts");
+        }
         if (dot == std::string::npos) break;
         begin = dot + 1;
       }
@@ -666,6 +672,9 @@ std::string JsonLinesReader::row_error(RecipientRow& row) {
   // TODO: a million JSON lines take about 1.4 s, nearly all of it in nlohmann's parser (about
   // 1.2 s for the same lines alone); simdjson, which DESIGN.md names for hot parsing, would cut
   // it, but it is not among the installed packages yet.
+  if (json_nesting_exceeds(text_, kMaxDataNesting)) {
+    return prefix + ": nested deeper than " + std::to_string(kMaxDataNesting) + " levels";
+  }
   nlohmann::json value;
   try {
     value = nlohmann::json::parse(text_);

@@ -430,10 +430,22 @@ Status Engine::run_ingest_and_delivery(RecipientReader& reader, uint64_t skip_ro
 
   // The control loop: commit, claim, open sessions, until every recipient is final.
   size_t low_water = std::max<size_t>(settings_.batch_size, 64);
+  Clock::time_point stop_seen{};
+  constexpr auto kStopGrace = std::chrono::seconds(5);
   while (true) {
     flush_outcomes();
     show_progress(false);
     bool stopping = g_stop.load();
+    if (stopping && stop_seen == Clock::time_point{}) stop_seen = Clock::now();
+    // Sessions finish the message they are on; one stuck on a slow receiver is not waited for
+    // beyond the grace time. Its recipient stays in flight: resent on --resume, and counted as
+    // a possible duplicate since its message may have gone through.
+    if (stopping && Clock::now() - stop_seen > kStopGrace) {
+      int cut = scheduler_.active_sessions();
+      log_->warn("stopping without waiting for {} sessions still in a transaction", cut);
+      lost_after_dot_.fetch_add(static_cast<uint64_t>(cut));
+      break;
+    }
     if (!stopping && scheduler_.ready() < low_water) {
       auto claimed = spool_.claim_due(campaign_id_, wall_ms(), settings_.batch_size);
       if (!claimed) {
@@ -476,6 +488,12 @@ Status Engine::run_ingest_and_delivery(RecipientReader& reader, uint64_t skip_ro
   for (auto& t : io_threads) t.join();
   if (ingest_thread.joinable()) ingest_thread.join();
   return ingest_status_;
+}
+
+std::string canonical_path(const std::string& path) {
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(path, ec);
+  return ec ? path : p.string();
 }
 
 // Opens path for writing without truncating it, and removes it again if it did not exist.
@@ -654,13 +672,31 @@ Result<SendReport> run_send(const SendSettings& settings) {
     }
   }
 
+  std::string log_path = settings.disposition_log.empty()
+                             ? settings.spool_path + ".dispositions.jsonl"
+                             : settings.disposition_log;
+  {
+    // Writing a report or log over an input, the spool or each other destroys it.
+    std::vector<std::pair<std::string, std::string>> files = {
+        {"--template", settings.template_path}, {"--recipients", settings.recipients_path},
+        {"--spool", settings.spool_path},       {"--dkim-key", settings.dkim_key},
+        {"--disposition-log", log_path},        {"--report", settings.report_path}};
+    for (size_t out = 4; out < files.size(); ++out) {
+      if (files[out].second.empty()) continue;
+      for (size_t other = 0; other < files.size(); ++other) {
+        if (other == out || files[other].second.empty()) continue;
+        if (canonical_path(files[out].second) == canonical_path(files[other].second)) {
+          return Status::invalid(files[out].first + " '" + files[out].second +
+                                 "' is the same file as " + files[other].first +
+                                 " (nothing was sent)");
+        }
+      }
+    }
+  }
   if (!settings.report_path.empty()) {
     if (Status s = check_writable(settings.report_path, "--report"); !s) return s;
   }
   DispositionLog dispositions;
-  std::string log_path = settings.disposition_log.empty()
-                             ? settings.spool_path + ".dispositions.jsonl"
-                             : settings.disposition_log;
   if (Status s = dispositions.open(log_path); !s) return s;
 
   auto opened = spool::Spool::open(settings.spool_path);
@@ -677,6 +713,25 @@ Result<SendReport> run_send(const SendSettings& settings) {
       return Status::not_found("--resume: " + c.status().message() + " ('" + settings.spool_path +
                                "')");
     campaign_id = c->id;
+    // A resumed campaign goes on with the same content, sender and list; anything else would
+    // mail one campaign with two contents.
+    nlohmann::json stored = nlohmann::json::parse(c->settings_json, nullptr, false);
+    if (stored.is_object()) {
+      std::string what;
+      if (stored.value("template", nlohmann::json()) != template_ptr->source())
+        what = "template";
+      else if (stored.value("from", std::string()) != settings.from)
+        what = "--from";
+      else if (stored.value("recipients_path", std::string()) !=
+               canonical_path(settings.recipients_path))
+        what = "recipient list";
+      if (!what.empty()) {
+        return Status::invalid("--resume: the " + what + " differs from the one campaign " + c->id +
+                               " was started with (" + stored.value("template_path", "") + ", " +
+                               stored.value("from", "") + ", " +
+                               stored.value("recipients_path", "") + "); give the same");
+      }
+    }
     skip_rows = c->rows_read;
     ingest_done = c->ingest_done;
     auto recovered = spool.recover(campaign_id);
@@ -713,7 +768,7 @@ Result<SendReport> run_send(const SendSettings& settings) {
     campaign_id = new_id();
     nlohmann::json settings_json = {{"template", template_ptr->source()},
                                     {"template_path", settings.template_path},
-                                    {"recipients_path", settings.recipients_path},
+                                    {"recipients_path", canonical_path(settings.recipients_path)},
                                     {"from", settings.from}};
     if (Status s = spool.create_campaign({campaign_id, "", settings_json.dump(), 0, false}); !s)
       return s;

@@ -153,7 +153,12 @@ int main(int argc, char** argv) {
 
   magnetic::cli::add_feedback_commands(app);
 
-  CLI11_PARSE(app, argc, argv);
+  // A usage error exits 2 (help and version exit 0), apart from the 1 of an error in the input.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   set_log_level(log_level);
 
   if (*s) {

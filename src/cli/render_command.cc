@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "base/ids.h"
+#include "base/json_depth.h"
 #include "campaign/composer.h"
 #include "campaign/template_set.h"
 #include "cli/commands.h"
@@ -26,6 +27,11 @@ int render_command(const RenderArgs& args) {
     }
     std::stringstream buf;
     buf << in.rdbuf();
+    if (json_nesting_exceeds(buf.str(), kMaxDataNesting)) {
+      std::fprintf(stderr, "magnetic render: data '%s' nests deeper than %d levels\n",
+                   args.data_path.c_str(), kMaxDataNesting);
+      return 1;
+    }
     data = nlohmann::json::parse(buf.str(), nullptr, false);
     if (data.is_discarded() || !data.is_object()) {
       std::fprintf(stderr, "magnetic render: data '%s' is not a JSON object\n",

@@ -16,6 +16,10 @@ TEST(Duration, UnitsAndBareSeconds) {
   EXPECT_FALSE(parse_duration("").is_ok());
   EXPECT_FALSE(parse_duration("5 parsecs").is_ok());
   EXPECT_FALSE(parse_duration("-3s").is_ok());
+  // huge_duration_is_refused_not_wrapped
+  EXPECT_EQ(parse_duration("99999999999999999999h").status().message(),
+            "duration '99999999999999999999h' is longer than 100 years");
+  EXPECT_EQ(parse_duration("36500d")->count(), 36500LL * 86'400'000);
 }
 
 TEST(Rate, PeriodsWithAndWithoutCount) {

@@ -29,13 +29,16 @@ def main():
                               "--from", sender, "--relay", f"127.0.0.1:{port}",
                               "--spool", os.path.join(work, f"s{n[0]}.db"), "--no-progress", *extra)
 
+        def sent():
+            return len(h.maildir_messages(md)) if os.path.isdir(os.path.join(md, "new")) else 0
+
         def refused(name, words, *extra, **kw):
+            before = sent()
             rc, out, err = send(*extra, **kw)
             h.check_eq(rc, 1, f"{name}: exit code (stderr {err!r})")
             h.check(words in err, f"{name}: message {err!r} lacks {words!r}")
             h.check("terminate called" not in err, f"{name}: crashed")
-            h.check_eq(len(h.maildir_messages(md)) if os.path.isdir(os.path.join(md, "new")) else 0, 0,
-                       f"{name}: something was sent")
+            h.check_eq(sent(), before, f"{name}: something was sent")
             print(f"{name}: refused ({err.strip().splitlines()[-1][:100]})")
 
         refused("unwritable_disposition_log_is_refused_before_sending", "cannot open disposition log",
@@ -85,8 +88,48 @@ def main():
         h.check_eq([m[1][0] for m in h.maildir_messages(md)], ["ann@x.example"], "the domain is written in lower case")
         h.check_eq(list(rep["by_domain"]), ["x.example"], "one domain in the report")
         print("address_case_variants_are_mailed_once: 1 delivered, 2 duplicates")
+        # A row nested 100,000 deep: an invalid row, not a crash; the others go.
+        deep = os.path.join(work, "deep.jsonl")
+        with open(deep, "w") as f:
+            f.write(json.dumps({"email": "ok1@y.example", "name": "A"}) + "\n")
+            f.write('{"email":"bad@y.example","name":"x","x":' + "[" * 100000 + "]" * 100000 + "}\n")
+            f.write(json.dumps({"email": "ok2@y.example", "name": "B"}) + "\n")
+        report = os.path.join(work, "deep.json")
+        rc, out, err = send("--report", report, recipients=deep)
+        h.check_eq(rc, 0, f"deeply_nested_json_row_is_an_invalid_row: exit code {err[-300:]}")
+        rep = json.load(open(report))
+        h.check_eq((rep["delivered"], [r["row"] for r in rep["invalid_rows"]]), (2, [2]),
+                   "deeply_nested_json_row_is_an_invalid_row")
+        h.check("nested deeper than 64 levels" in rep["invalid_rows"][0]["error"], rep["invalid_rows"][0]["error"])
+        print("deeply_nested_json_row_is_an_invalid_row: " + rep["invalid_rows"][0]["error"])
+
+        refused("report_over_the_recipient_list_is_refused", "same file", "--report", lst)
         sink.terminate()
-    print("12 passed, 0 failed")
+
+        # A stop does not wait for ever on a receiver that never answers; then --resume must be
+        # given the same campaign.
+        slow, slow_port = h.start_sink(None, ["--reply-delay", "60000"])
+        spool = os.path.join(work, "slow.db")
+        args = [h.BIN, "send", "--template", tpl, "--recipients", lst, "--from", "S <s@example.com>",
+                "--relay", f"127.0.0.1:{slow_port}", "--spool", spool, "--no-progress"]
+        import subprocess, signal, time
+        p = h.spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            h.fail("stop_does_not_wait_on_a_slow_receiver: still running 30 s after SIGTERM")
+        h.check_eq(rc, 3, "stop_does_not_wait_on_a_slow_receiver: exit code")
+        print("stop_does_not_wait_on_a_slow_receiver: exit 3")
+        other = os.path.join(work, "other.json")
+        h.write_template(other, "DIFFERENT {{name}}", "other\n")
+        rc, out, err = h.magnetic(*args[1:3], other, *args[4:], "--resume")
+        h.check_eq(rc, 1, f"resume_with_another_template_is_refused: {err}")
+        h.check("the template differs" in err, f"resume_with_another_template_is_refused: {err!r}")
+        print("resume_with_another_template_is_refused: refused")
+        slow.terminate()
+    print("16 passed, 0 failed")
 
 
 main()
