@@ -649,14 +649,7 @@ Result<SendReport> run_send(const SendSettings& settings) {
                                       [](std::string_view a) -> Result<std::string> {
                                         auto m = mail::parse_address(a);
                                         if (!m) return m.status();
-                                        // Domains are case-insensitive: one spelling, so that
-                                        // routes, counts and duplicates agree.
-                                        std::string domain = m->domain;
-                                        for (char& c : domain) {
-                                          if (c >= 'A' && c <= 'Z')
-                                            c = static_cast<char>(c - 'A' + 'a');
-                                        }
-                                        return m->local + "@" + domain;
+                                        return m->address();
                                       });
   if (!reader) return reader.status();
   if (!settings.allow_missing && !(*reader)->columns().empty()) {

@@ -290,6 +290,11 @@ Result<Mailbox> parse_address(std::string_view text, const AddressOptions& optio
     domain = std::move(ascii).value();
     Status s = check_domain_name(domain);
     if (!s) return s;
+    // Domain names are case-insensitive: one spelling, so that routes, counts and duplicate
+    // checks agree whatever case a list was written in.
+    for (char& c : domain) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
   }
   if (local.size() + 1 + domain.size() > kMaxAddress) {
     return Status::invalid("address longer than 254 octets");

@@ -15,7 +15,7 @@ namespace magnetic::mail {
 struct Mailbox {
   std::string display_name;  // decoded UTF-8, may be empty
   std::string local;         // local part as it goes on the wire (dot-atom or quoted string)
-  std::string domain;        // ASCII: IDN domains are converted to A-labels ("xn--...")
+  std::string domain;        // ASCII lower case: IDN domains are converted to A-labels ("xn--...")
   std::string address() const { return local + "@" + domain; }
 };
 

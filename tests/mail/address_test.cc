@@ -306,3 +306,16 @@ TEST(ParseMailbox, MailParserSingleMailboxVectors) {
 
 }  // namespace
 }  // namespace magnetic::mail
+
+namespace magnetic::mail {
+namespace {
+
+// Routes, counts and duplicate checks key on the domain: it must have one spelling.
+TEST(Address, domain_is_returned_in_lower_case) {
+  auto m = parse_address("Ann@Mail.X.Example");
+  ASSERT_TRUE(m.is_ok());
+  EXPECT_EQ(m->address(), "Ann@mail.x.example");
+}
+
+}  // namespace
+}  // namespace magnetic::mail
