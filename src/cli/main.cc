@@ -180,6 +180,9 @@ int main(int argc, char** argv) {
   // A usage error exits 2 (help and version exit 0), apart from the 1 of an error in the input.
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // A subcommand run from its callback (feedback) failed on its input: exit 1, not 2.
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
