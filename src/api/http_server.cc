@@ -130,6 +130,10 @@ class Connection {
     const HttpServerOptions& options = state_->options;
     beast::flat_buffer buffer;
     bool first = true;
+    // A request the server answers itself before closing (status 0: none).
+    std::pair<int, std::string> refusal{0, ""};
+    const std::string too_large =
+        "request body larger than " + std::to_string(options.max_body) + " bytes";
     for (;;) {
       boost::system::error_code ec;
       http::request_parser<http::string_body> parser;
@@ -142,17 +146,15 @@ class Connection {
       co_await http::async_read_header(stream_, buffer, parser, redirect_error(use_awaitable, ec));
       if (ec) {
         if (ec == http::error::header_limit) {
-          co_await write(plain_error(431, "request header fields too large"), false);
+          refusal = {431, "request header fields too large"};
         } else if (is_protocol_error(ec)) {
-          co_await write(plain_error(400, "malformed HTTP request: " + ec.message()), false);
+          refusal = {400, "malformed HTTP request: " + ec.message()};
         }
         break;
       }
       auto content_length = parser.content_length();
       if (content_length && *content_length > options.max_body) {
-        co_await write(plain_error(413, "request body larger than " +
-                                            std::to_string(options.max_body) + " bytes"),
-                       false);
+        refusal = {413, too_large};
         break;
       }
       if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
@@ -168,11 +170,9 @@ class Connection {
         co_await http::async_read(stream_, buffer, parser, redirect_error(use_awaitable, ec));
         if (ec) {
           if (ec == http::error::body_limit) {
-            co_await write(plain_error(413, "request body larger than " +
-                                                std::to_string(options.max_body) + " bytes"),
-                           false);
+            refusal = {413, too_large};
           } else if (is_protocol_error(ec)) {
-            co_await write(plain_error(400, "malformed HTTP request: " + ec.message()), false);
+            refusal = {400, "malformed HTTP request: " + ec.message()};
           }
           break;
         }
@@ -182,14 +182,23 @@ class Connection {
       bool keep_alive = message.keep_alive();
       auto request = std::make_shared<HttpRequest>(to_request(std::move(message)));
       std::shared_ptr<ServerState> state = state_;
-      HttpResponse response = co_await run_on_pool(state->pool, [state, request] {
+      auto job = [state, request] {
         {
           std::lock_guard<std::mutex> lock(state->mu);
           if (state->stopped) return plain_error(503, "server stopping");
         }
         return state->handler(*request);
-      });
-      if (!co_await write(std::move(response), keep_alive) || !keep_alive) break;
+      };
+      // Named awaitables: GCC 12 destroys some temporaries of a co_await expression twice.
+      auto pending = run_on_pool(state->pool, std::move(job));
+      HttpResponse response = co_await std::move(pending);
+      auto writing = write(std::move(response), keep_alive);
+      if (!co_await std::move(writing) || !keep_alive) break;
+    }
+    if (refusal.first != 0) {
+      HttpResponse response = plain_error(refusal.first, refusal.second);
+      auto writing = write(std::move(response), false);
+      co_await std::move(writing);
     }
     boost::system::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -252,7 +261,7 @@ awaitable<void> accept_loop(std::shared_ptr<ServerState> state) {
     tcp::socket socket = co_await state->acceptor.async_accept(
         asio::any_io_executor(asio::make_strand(state->io)), redirect_error(use_awaitable, ec));
     if (ec) {
-      if (!state->acceptor.is_open()) co_return;
+      if (!state->acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
       logger("api")->warn("accept: {}", ec.message());
       continue;
     }
