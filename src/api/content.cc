@@ -386,7 +386,7 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
     }
     pos = eol + 2;
   }
-  for (size_t at = end + 4, number = line_number + 1; at < data.size(); ++number) {
+  for (size_t at = end + 4, number = line_number + 2; at < data.size(); ++number) {
     size_t eol = data.find("\r\n", at);
     if (eol == std::string::npos) eol = data.size();
     if (eol - at > kMaxLine) {

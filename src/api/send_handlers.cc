@@ -23,6 +23,8 @@ using service::Refusal;
 
 constexpr size_t kMaxBulkEntries = 50;
 
+bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
 struct Sender {
   std::optional<mail::Mailbox> from;
   std::vector<mail::Mailbox> reply_to;
@@ -263,7 +265,12 @@ Reply send_email(Services& s, Call& c) {
   std::optional<TemplateRequest> template_request;
   std::optional<std::string> raw_bytes;
   if (simple && !c.error()) {
-    if (auto v = read_text(*simple, "Subject", Need::kRequired)) parts.subject = *v;
+    if (auto v = read_text(*simple, "Subject", Need::kRequired)) {
+      parts.subject = *v;
+      if (has_line_break(parts.subject)) {
+        c.fail("Content.Simple.Subject.Data must not contain CR or LF.");
+      }
+    }
     if (auto body = simple->object("Body", Need::kRequired)) {
       if (auto v = read_text(*body, "Text", Need::kOptional)) parts.text = *v;
       if (auto v = read_text(*body, "Html", Need::kOptional)) parts.html = *v;
@@ -343,6 +350,9 @@ Reply send_email(Services& s, Call& c) {
       if (!rendered) {
         return bad_request("Content.Template.TemplateData does not render the template: " +
                            rendered.status().message());
+      }
+      if (has_line_break(rendered->subject)) {
+        return bad_request("Content.Template: the rendered Subject contains CR or LF.");
       }
       parts = std::move(*rendered);
       headers = template_request->headers;
@@ -442,6 +452,12 @@ Reply send_bulk_email(Services& s, Call& c) {
                     {"Error", "BulkEmailEntries[" + std::to_string(i) +
                                   "]: the data does not render the template: " +
                                   parts.status().message()}};
+      continue;
+    }
+    if (has_line_break(parts->subject)) {
+      results[i] = {{"Status", "INVALID_PARAMETER"},
+                    {"Error", "BulkEmailEntries[" + std::to_string(i) +
+                                  "]: the rendered Subject contains CR or LF."}};
       continue;
     }
     ids[i] = new_id();
