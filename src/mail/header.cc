@@ -434,6 +434,61 @@ void append_structured(std::string& out, std::string_view name, std::string_view
   out.append("\r\n");
 }
 
+void append_mailbox_list(std::string& out, std::string_view name,
+                         const std::vector<Mailbox>& mailboxes) {
+  // Each mailbox as text first (a phrase's encoded-words on one line), then the whole value
+  // folded at its spaces: every space in it is a place where FWS may stand.
+  std::string value;
+  for (size_t i = 0; i < mailboxes.size(); ++i) {
+    const Mailbox& mailbox = mailboxes[i];
+    if (i > 0) value.append(", ");
+    if (!mailbox.display_name.empty()) {
+      std::string clean;
+      sanitize(mailbox.display_name, clean);
+      if (is_atom_phrase(clean)) {
+        value.append(clean);
+      } else if (is_printable_ascii(clean) && clean.find("=?") == std::string_view::npos) {
+        append_quoted(value, clean);
+      } else {
+        FieldWriter writer(value, 0, false, "");
+        write_value(writer, clean, 0, false, Context::kPhrase);
+      }
+      value.append(" <");
+      append_address(value, mailbox);
+      value.push_back('>');
+    } else {
+      append_address(value, mailbox);
+    }
+  }
+
+  size_t start = out.size();
+  append_name(out, name);
+  size_t line = out.size() - start;
+  size_t i = 0;
+  bool first = true;
+  while (i < value.size()) {
+    size_t end = value.find(' ', i);
+    if (end == std::string::npos) end = value.size();
+    std::string_view token = std::string_view(value).substr(i, end - i);
+    if (!first && !token.empty() && line + 1 + token.size() > kFoldAt) {
+      out.append("\r\n");
+      line = 0;
+    }
+    out.push_back(' ');
+    out.append(token);
+    line += 1 + token.size();
+    first = false;
+    i = end + 1;
+  }
+  out.append("\r\n");
+}
+
+std::string format_mailbox_list(std::string_view name, const std::vector<Mailbox>& mailboxes) {
+  std::string out;
+  append_mailbox_list(out, name, mailboxes);
+  return out;
+}
+
 std::string format_unstructured(std::string_view name, std::string_view text) {
   std::string out;
   append_unstructured(out, name, text);

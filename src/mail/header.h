@@ -9,6 +9,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mail/address.h"
 
@@ -20,6 +21,12 @@ std::string format_unstructured(std::string_view name, std::string_view text);
 // An address field (From, To, Reply-To) holding one mailbox. The display name is quoted or
 // encoded as needed; the address is written as is.
 std::string format_mailbox(std::string_view name, const Mailbox& mailbox);
+
+// An address field holding a list of mailboxes ("To: a@example.com, B <b@example.com>"), with
+// each display name quoted or encoded as in format_mailbox (encoded-words follow RFC 2047's
+// phrase rules, so a name with a comma stays one name). Folded at spaces, between mailboxes or
+// inside a display name. An empty list gives the name with an empty value.
+std::string format_mailbox_list(std::string_view name, const std::vector<Mailbox>& mailboxes);
 
 // A structured field whose value the caller has already made valid ASCII (Message-ID,
 // List-Unsubscribe, Content-Type, ...). Control characters are still removed; long values are
@@ -39,6 +46,8 @@ std::string encode_words(std::string_view text);
 void append_unstructured(std::string& out, std::string_view name, std::string_view text);
 void append_mailbox(std::string& out, std::string_view name, const Mailbox& mailbox);
 void append_structured(std::string& out, std::string_view name, std::string_view value);
+void append_mailbox_list(std::string& out, std::string_view name,
+                         const std::vector<Mailbox>& mailboxes);
 
 // Decodes a field value as a reader sees it (after "Name:", without the final line break):
 // folds (CRLF or LF followed by whitespace) are unfolded as RFC 5322 says (the line break goes,

@@ -1,0 +1,59 @@
+// The SES v2 HTTP API: what `magnetic serve` offers to the AWS CLI (`aws sesv2 --endpoint-url`)
+// and the AWS SDKs (@aws-sdk/client-sesv2, boto3).
+//
+// Requests are REST-JSON under /v2/email/..., signed with AWS Signature Version 4 with an access
+// key of the store (api/sigv4.h); the operations served are listed in api/ses_api.h. Messages are
+// built here (MIME, templates rendered) and handed whole to the Submitter, which decides whether
+// they may be sent and spools them; a 200 answer to SendEmail means the message is durable.
+//
+// Lifetime: start() binds and begins accepting on `io`, which the caller runs (on any number of
+// threads). store and submitter must outlive the server. stop() (or the destructor) closes every
+// connection and waits for handlers still running; destroy the server before the io_context.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "service/submit.h"
+#include "store/store.h"
+
+namespace magnetic::api {
+
+struct ApiOptions {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;  // 0: an ephemeral port
+  // How far X-Amz-Date may be from the server's clock (AWS allows 15 minutes).
+  std::chrono::seconds max_clock_skew{900};
+  size_t max_body = 40 * 1024 * 1024;  // SES: 40 MB for a whole request with base64 content
+  // DKIM selectors made for new domain identities are this prefix and 8 random characters
+  // ("mm" when empty), e.g. "mm4k2x9qzp".
+  std::string dkim_selector_prefix;
+  int handler_threads = 2;  // threads for the store and the submitter, which block
+  size_t max_connections = 1000;
+  // The clock for signatures, Date fields and timestamps; the system clock when empty (tests
+  // set it so that outputs are exact).
+  std::function<std::chrono::system_clock::time_point()> clock;
+};
+
+class ApiServer {
+ public:
+  static Result<std::unique_ptr<ApiServer>> start(boost::asio::io_context& io, ApiOptions options,
+                                                  store::Store& store,
+                                                  service::Submitter& submitter);
+  ~ApiServer();
+  uint16_t port() const;
+  void stop();
+
+  struct Impl;
+  explicit ApiServer(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace magnetic::api
