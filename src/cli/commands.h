@@ -3,7 +3,9 @@
 // that stopped before every recipient was final.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "campaign/send.h"
 
@@ -50,5 +52,17 @@ struct KeysArgs {
   std::string access_key_id;         // revoke
 };
 int keys_command(const KeysArgs& args);
+
+// `magnetic serve`: see service/config.h for the file; flags override it.
+struct ServeArgs {
+  std::string config_path;
+  std::string data_dir;    // overrides the file's
+  std::string api_listen;  // HOST:PORT
+  std::optional<std::string> smtp_listen;  // "" turns SMTP off
+  std::string relay;
+  std::vector<std::string> routes;
+  std::string region;
+};
+int serve_command(const ServeArgs& args);
 
 }  // namespace magnetic::cli

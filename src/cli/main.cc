@@ -150,6 +150,27 @@ int main(int argc, char** argv) {
 
   // demo
   cli::DemoArgs demo;
+  // serve
+  cli::ServeArgs serve;
+  std::string smtp_listen;
+  auto* sv = app.add_subcommand(
+      "serve", "run the SES v2 HTTP API, SMTP submission and delivery as a service");
+  sv->add_option("--config", serve.config_path, "TOML configuration file");
+  sv->add_option("--data", serve.data_dir,
+                 "data directory: metadata, spool, keys (default ./magnetic-data)");
+  sv->add_option("--api-listen", serve.api_listen,
+                 "HOST:PORT of the HTTP API (default 127.0.0.1:8585; port 0: any)");
+  auto* smtp_opt = sv->add_option(
+      "--smtp-listen", smtp_listen,
+      "HOST:PORT of SMTP submission (default 127.0.0.1:2587; \"\" turns it off)");
+  auto* serve_relay =
+      sv->add_option("--relay", serve.relay, "deliver everything through HOST:PORT");
+  sv->add_option("--route", serve.routes,
+                 "DOMAIN=HOST:PORT: deliver a domain to a fixed host (repeatable)")
+      ->excludes(serve_relay);
+  sv->add_option("--region", serve.region,
+                 "region the SMTP passwords are derived for (default us-east-1)");
+
   auto* m = app.add_subcommand("demo", "run a whole campaign into a local sink");
   m->add_option("--dir", demo.dir, "where the demo writes its files")->capture_default_str();
   m->add_option("--recipients", demo.recipients, "how many synthetic recipients")
@@ -231,6 +252,10 @@ int main(int argc, char** argv) {
                   : *kr ? cli::KeysArgs::Action::kRevoke
                         : cli::KeysArgs::Action::kList;
     return cli::keys_command(keys);
+  }
+  if (*sv) {
+    if (smtp_opt->count()) serve.smtp_listen = smtp_listen;
+    return cli::serve_command(serve);
   }
   return 0;
 }
