@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "dns/resolver.h"
 #include "mail/address.h"
+#include "service/config.h"
 #include "service/raw_message.h"
 #include "service/service.h"
 #include "smtp/submission_server.h"
