@@ -86,9 +86,9 @@ def magnetic(*args, check_rc=None, timeout=300, env=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def start_sink(maildir=None, extra=()):
-    """Our own capture sink on an ephemeral port; returns (process, port)."""
-    args = [BIN, "sink", "--listen", "127.0.0.1:0", *extra]
+def start_sink(maildir=None, extra=(), port=0):
+    """Our own capture sink on an ephemeral port (or the one given); returns (process, port)."""
+    args = [BIN, "sink", "--listen", f"127.0.0.1:{port}", *extra]
     if maildir:
         args += ["--maildir", maildir]
     p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -186,6 +186,10 @@ def test_run():
 
 AWS_CLI = "/usr/bin/aws"  # Debian's awscli; never another `aws` found on PATH
 REGION = "us-east-1"
+# The error code for a request whose signature does not match, with HTTP 403: what SES answers
+# (x-amzn-ErrorType), what the AWS CLI prints as "An error occurred (SignatureDoesNotMatch) ..."
+# and the name of the error the JavaScript SDK throws.
+BAD_SIGNATURE = "SignatureDoesNotMatch"
 
 
 def has_serve():
