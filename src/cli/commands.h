@@ -38,4 +38,17 @@ struct DemoArgs {
 };
 int demo_command(const DemoArgs& args);
 
+// `magnetic keys create|list|revoke`: the access keys of the SES API and SMTP submission, kept
+// in the metadata store of a data directory. create prints the secret and the SMTP password
+// once, as JSON; list prints no secrets.
+struct KeysArgs {
+  enum class Action { kCreate, kList, kRevoke };
+  Action action = Action::kList;
+  std::string data_dir = "./magnetic-data";
+  std::string name;                  // create
+  std::string region = "us-east-1";  // create: the region the SMTP password is derived for
+  std::string access_key_id;         // revoke
+};
+int keys_command(const KeysArgs& args);
+
 }  // namespace magnetic::cli

@@ -1,5 +1,6 @@
 #include "service/service.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -239,13 +240,19 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
   for (const auto& msg : messages) {
     for (const auto& r : msg.recipients) all_recipients.push_back(r);
   }
-  std::vector<bool> suppressed(all_recipients.size(), false);
-  bool account_suppression = !account->suppressed_reasons.empty();
-  if (account_suppression && !all_recipients.empty()) {
-    auto s = m.store.are_suppressed(all_recipients);
-    if (s) suppressed = std::move(*s);
+  // Which recipients are on the account suppression list, and for what reason (an entry counts
+  // only for the reasons the account, or the message's configuration set, suppresses).
+  std::vector<std::string> suppressed_for(all_recipients.size());
+  if (!all_recipients.empty()) {
+    auto listed = m.store.are_suppressed(all_recipients);
+    if (listed) {
+      for (size_t k = 0; k < listed->size(); ++k) {
+        if (!(*listed)[k]) continue;
+        auto entry = m.store.get_suppressed(all_recipients[k]);
+        suppressed_for[k] = entry ? entry->reason : "BOUNCE";
+      }
+    }
   }
-
   size_t rcpt_index = 0;
   uint64_t sent_so_far = 0;
   bool quota_read = false;
@@ -293,6 +300,7 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
       set_name = domain_identity ? domain_identity->configuration_set
                                  : address_identity->configuration_set;
     }
+    std::vector<std::string> reasons = account->suppressed_reasons;
     if (!set_name.empty()) {
       auto set = m.configuration_set(set_name);
       if (!set) {
@@ -306,6 +314,16 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
           res = {Refusal::kConfigurationSetPaused,
                  "Sending is paused for configuration set <" + set_name + ">.", "", {}};
           continue;
+        }
+      }
+      // SES: a configuration set's SuppressionOptions replace the account's reasons.
+      if (set && !set->suppression_options.empty()) {
+        auto j = nlohmann::json::parse(set->suppression_options, nullptr, false);
+        if (j.is_object() && j.contains("SuppressedReasons") && j["SuppressedReasons"].is_array()) {
+          reasons.clear();
+          for (const auto& r : j["SuppressedReasons"]) {
+            if (r.is_string()) reasons.push_back(r.get<std::string>());
+          }
         }
       }
     }
@@ -336,7 +354,9 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
       r.email = to;
       auto parsed = mail::parse_address(to);
       r.domain = parsed ? parsed->domain : lower(to.substr(to.rfind('@') + 1));
-      r.suppressed = suppressed[first_rcpt + k];
+      const std::string& why = suppressed_for[first_rcpt + k];
+      r.suppressed =
+          !why.empty() && std::find(reasons.begin(), reasons.end(), why) != reasons.end();
       if (r.suppressed) res.suppressed.push_back(to);
       nm.recipients.push_back(std::move(r));
     }

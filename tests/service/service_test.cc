@@ -207,5 +207,25 @@ TEST_F(ServiceTest, AcceptedMailSurvivesARestartWithNothingLost) {
   EXPECT_EQ(c.pending + c.deferred + c.in_flight, 20u);
 }
 
+// An entry counts only for the reasons in force: the account's, or the configuration set's.
+TEST_F(ServiceTest, SuppressionFollowsTheReasonsInForce) {
+  ASSERT_TRUE(store_->put_suppressed({"c@x.example", "COMPLAINT", 1, "", ""}).is_ok());
+  auto account = *store_->account();
+  account.suppressed_reasons = {"BOUNCE"};
+  ASSERT_TRUE(store_->put_account(account).is_ok());
+  auto r = service_->submit({message("c@x.example")});
+  ASSERT_EQ(r[0].refusal, Refusal::kNone);
+  EXPECT_TRUE(r[0].suppressed.empty());
+  store::ConfigurationSet set;
+  set.name = "strict";
+  set.suppression_options = R"({"SuppressedReasons":["BOUNCE","COMPLAINT"]})";
+  ASSERT_TRUE(store_->create_configuration_set(set).is_ok());
+  auto m = message("c@x.example");
+  m.configuration_set = "strict";
+  r = service_->submit({m});
+  ASSERT_EQ(r[0].refusal, Refusal::kNone);
+  EXPECT_EQ(r[0].suppressed, (std::vector<std::string>{"c@x.example"}));
+}
+
 }  // namespace
 }  // namespace magnetic::service
