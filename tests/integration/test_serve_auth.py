@@ -4,8 +4,8 @@ The harness's signer (checked against the AWS CLI's in test_serve_sigv4.py) make
 the refusals are AWS's, all HTTP 403 with the error type in x-amzn-ErrorType and in the body's
 __type: no Authorization (MissingAuthenticationTokenException), a malformed one
 (IncompleteSignatureException), a clock far off (InvalidSignatureException), an unknown access
-key id (UnrecognizedClientException), a wrong secret or a body changed after signing
-(SignatureDoesNotMatch). A refused SendEmail sends nothing.
+key id or one revoked while the service runs (UnrecognizedClientException), a wrong secret or a
+body changed after signing (SignatureDoesNotMatch). A refused SendEmail sends nothing.
 """
 import http.client
 import json
@@ -86,6 +86,15 @@ def main():
 
         doc = api.ok("GET", "/v2/email/account")
         h.check_eq(doc["SendQuota"]["SentLast24Hours"], 2.0, "SentLast24Hours: only the accepted sends")
+
+        # A key revoked while the service runs is refused from then on; another key still works.
+        spare = h.keys_create(data, "spare")
+        h.magnetic("keys", "revoke", "--data", data, kid, check_rc=0)
+        b = send_body("revoked@a.example")
+        refused(raw_call(port, "POST", path, b, signed(b)), "UnrecognizedClientException", "revoked key")
+        other = h.SesClient(port, spare["AccessKeyId"], spare["SecretAccessKey"])
+        h.check_eq(other.ok("GET", "/v2/email/account")["SendQuota"]["SentLast24Hours"], 2.0,
+                   "SentLast24Hours read with the other key")
         h.wait_count(lambda: h.count_files(dump), 2, 120, "messages at smtp-sink")
         got = sorted(r for _, rcpts, _ in h.smtp_sink_messages(dump) for r in rcpts)
         h.check_eq(got, ["ok-email@a.example", "ok-ses@a.example"], "recipients delivered")
