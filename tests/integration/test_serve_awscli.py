@@ -276,6 +276,9 @@ def main():
             msg = h.parse(raw)
             h.check_eq(str(msg["From"]), FROM, f"From of the message to {rcpt}")
             h.check_eq([a.addr_spec for a in msg["To"].addresses], [rcpt], "To")
+            # The service writes <MessageId@From domain>; a raw message keeps its own.
+            want_id = "<raw-1@news.example>" if rcpt == "bob@a.example" else f"<{ids[rcpt]}@{DOMAIN}>"
+            h.check_eq(msg["Message-ID"], want_id, f"Message-ID of the message to {rcpt}")
             text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
             if rcpt == "alice@a.example":
                 h.check_eq(str(msg["Subject"]), "Grüße, Alice", "Subject of the simple send")

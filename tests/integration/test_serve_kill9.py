@@ -10,7 +10,8 @@ had already taken when the service died (its reply not yet recorded).
   every recipient must arrive; a recipient that arrives twice must be one whose first copy was at
   the sink when the service died, and none three times.
 
-Every message is verified with dkimpy: a restart must still sign with the identity's key.
+Every message is verified with dkimpy (a restart must still sign with the identity's key) and must
+carry the MessageId the API gave for its recipient.
 """
 import collections
 import json
@@ -92,11 +93,14 @@ def settled_count(md, quiet=1.0, timeout=30):
     h.fail(f"the sink's count did not settle in {timeout} s")
 
 
-def check_messages(md, tag, txt):
+def check_messages(md, tag, txt, ids):
+    """Each message signed, for its recipient, carrying the MessageId the API answered for it (the
+    service writes Message-ID as <MessageId@From domain>)."""
     for _, rcpts, raw in h.maildir_messages(md):
         rcpt = rcpts[0]
         h.check(h.dkim_verify(raw, txt), f"{tag}: dkimpy does not verify the message to {rcpt}")
         msg = h.parse(raw)
+        h.check_eq(msg["Message-ID"], f"<{ids[rcpt]}@kill.example>", f"{tag}: Message-ID to {rcpt}")
         n = rcpt[len(tag):].split("@")[0]
         h.check_eq(str(msg["Subject"]), f"Run {tag} number {n}", f"{tag}: Subject of the message to {rcpt}")
 
@@ -117,7 +121,7 @@ def held(work):
     counts = recipients_at(md)
     h.check_eq(sorted(counts), sorted(ids), f"{tag}: recipients delivered")
     h.check_eq({r: c for r, c in counts.items() if c != 1}, {}, f"{tag}: recipients delivered more than once")
-    check_messages(md, tag, txt)
+    check_messages(md, tag, txt, ids)
     h.stop_serve(serve, data)
     sink.terminate()
     print(f"{tag}: {N} accepted with no receiver, killed, restarted: {len(counts)} delivered once each")
@@ -154,7 +158,7 @@ def delivering(work):
     h.check_eq({r: c for r, c in dups.items() if c > 2}, {}, f"{tag}: recipients delivered three times or more")
     h.check_eq(sorted(r for r in dups if r not in before), [],
                f"{tag}: sent twice though not at the sink when the service died")
-    check_messages(md, tag, txt)
+    check_messages(md, tag, txt, ids)
     h.stop_serve(serve, data)
     sink.terminate()
     print(f"{tag}: killed with {at_kill} of {N} at the sink; after the restart {len(counts)} distinct, "

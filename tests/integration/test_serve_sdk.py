@@ -100,6 +100,7 @@ def main():
             msg = h.parse(raw)
             h.check_eq(str(msg["From"]), FROM, f"From of the message to {rcpt}")
             h.check_eq([a.addr_spec for a in msg["To"].addresses], [rcpt], "To")
+            h.check_eq(msg["Message-ID"], f"<{ids[rcpt]}@news.example>", f"Message-ID of the message to {rcpt}")
             text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
             html = msg.get_body(("html",)).get_content().replace("\r\n", "\n")
             if rcpt == "simple@a.example":
