@@ -1,5 +1,9 @@
 #include "service/delivery.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -31,6 +35,14 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Lowers the calling thread's priority (Linux schedules threads one by one, so this leaves the
+// API's threads alone). Failure is harmless: delivery then runs at normal priority.
+void lower_priority(int nice) {
+  if (nice <= 0) return;
+  auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  (void)::setpriority(PRIO_PROCESS, tid, std::min(nice, 19));
 }
 
 }  // namespace
@@ -140,11 +152,15 @@ Status DeliveryEngine::start() {
                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     m.io_threads.emplace_back([&m] {
+      lower_priority(m.options.nice);
       auto work = asio::make_work_guard(m.io);
       m.io.run();
     });
   }
-  m.control = std::thread([&m] { m.control_loop(); });
+  m.control = std::thread([&m] {
+    lower_priority(m.options.nice);
+    m.control_loop();
+  });
   return Status::ok();
 }
 
