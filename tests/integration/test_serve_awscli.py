@@ -109,14 +109,12 @@ def dkim_tags(raw):
 
 
 def check_template_listing(aws):
-    # The CLI's own paging with one template a page must still list all three.
-    doc = aws.ok("list-email-templates", "--page-size", "1")
-    h.check_eq(sorted(t["TemplateName"] for t in doc["TemplatesMetadata"]), ["t-b", "t-c", "welcome"],
-               "templates listed one a page by the CLI")
-    # Page by hand: three pages of one, the last without a NextToken.
+    # The CLI has no paginator for this SES v2 call: --page-size is the request's PageSize and
+    # the NextToken of each page is passed back by hand. Three pages of one, the last without a
+    # NextToken.
     names, token, pages = [], None, 0
     while True:
-        args = ["list-email-templates", "--no-paginate", "--page-size", "1"]
+        args = ["list-email-templates", "--page-size", "1"]
         if token:
             args += ["--next-token", token]
         doc = aws.ok(*args)
