@@ -3,7 +3,7 @@
 API of `magnetic serve`, from asyncio clients on persistent HTTP/1.1 connections.
 
   api_bench.py setup --api PORT --key-id ID --secret S          identity + template for a run
-  api_bench.py load --api PORT --key-id ID --secret S [--clients 32] [--requests 400]
+  api_bench.py load --api PORT --key-id ID --secret S [--clients 32] [--requests 2000]
                [--entries 50] [--max-seconds 120] [--sink-counter FILE --sink-timeout 300]
   api_bench.py stub --port-file FILE [--max-seconds 60]           a stand-in API that only answers
   api_bench.py selftest [--clients 32] [--requests 4000]         the generator against the stub
@@ -179,6 +179,9 @@ def setup(args):
     # A domain identity with a key the service makes (RSA 2048, the SES default).
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "bench.example"})
     api.ok("POST", "/v2/email/templates", {"TemplateName": "bench", "TemplateContent": TEMPLATE})
+    dkim = api.ok("GET", "/v2/email/identities/bench.example")["DkimAttributes"]
+    print(f"identity bench.example: DKIM {dkim.get('SigningAttributesOrigin')} "
+          f"{dkim.get('CurrentSigningKeyLength')}, signing {dkim.get('SigningEnabled')}")
 
 
 async def stub(args):
@@ -241,7 +244,7 @@ def main():
             s.add_argument("--secret", required=True)
         if name in ("load", "selftest"):
             s.add_argument("--clients", type=int, default=32)
-            s.add_argument("--requests", type=int, default=400 if name == "load" else 4000)
+            s.add_argument("--requests", type=int, default=2000 if name == "load" else 4000)
             s.add_argument("--entries", type=int, default=50)
         if name in ("load", "selftest", "stub"):
             s.add_argument("--max-seconds", type=float, default=120 if name != "stub" else 60)

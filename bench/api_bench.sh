@@ -4,14 +4,14 @@
 # loopback. Prints entries accepted/s, request latency p50/p99 and the end-to-end delivery rate
 # (until the sink has every accepted message). Not a test: it prints figures for bench/README.md.
 #
-#   bench/api_bench.sh [REQUESTS]      REQUESTS calls per run (default 400, i.e. 20,000 messages)
+#   bench/api_bench.sh [REQUESTS]      REQUESTS calls per run (default 2000, i.e. 100,000 messages)
 #   CLIENTS=32 RUNS=3 bench/api_bench.sh
 #
 # Everything listens on 127.0.0.1; every run is bounded by its request count and by MAX_SECONDS
 # of sending plus SINK_TIMEOUT of waiting for delivery.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REQUESTS=${1:-400}
+REQUESTS=${1:-2000}
 CLIENTS=${CLIENTS:-32}
 RUNS=${RUNS:-3}
 MAX_SECONDS=${MAX_SECONDS:-120}

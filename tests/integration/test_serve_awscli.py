@@ -109,14 +109,12 @@ def dkim_tags(raw):
 
 
 def check_template_listing(aws):
-    # The CLI's own paging with one template a page must still list all three.
-    doc = aws.ok("list-email-templates", "--page-size", "1")
-    h.check_eq(sorted(t["TemplateName"] for t in doc["TemplatesMetadata"]), ["t-b", "t-c", "welcome"],
-               "templates listed one a page by the CLI")
-    # Page by hand: three pages of one, the last without a NextToken.
+    # The CLI has no paginator for this SES v2 call: --page-size is the request's PageSize and
+    # the NextToken of each page is passed back by hand. Three pages of one, the last without a
+    # NextToken.
     names, token, pages = [], None, 0
     while True:
-        args = ["list-email-templates", "--no-paginate", "--page-size", "1"]
+        args = ["list-email-templates", "--page-size", "1"]
         if token:
             args += ["--next-token", token]
         doc = aws.ok(*args)
@@ -222,6 +220,16 @@ def main():
                    "SentLast24Hours after the refused send")
         passed += 1
 
+        # Bcc: delivered, and never written into the message (the copies go to two domains, so
+        # each is its own SMTP transaction).
+        doc = aws.ok("send-email", "--from-email-address", FROM, "--destination",
+                     json.dumps({"ToAddresses": ["erin@a.example"], "BccAddresses": ["hidden@b.example"]}),
+                     "--content", json.dumps({"Simple": {"Subject": {"Data": "For Erin"},
+                                                         "Body": {"Text": {"Data": "Erin, and a blind copy\n"}}}}))
+        ids["erin@a.example"] = ids["hidden@b.example"] = doc["MessageId"]
+        sent += 2
+        passed += 1
+
         # The suppression list; a send to a suppressed address is accepted and not delivered.
         aws.ok("put-suppressed-destination", "--email-address", "supp@a.example", "--reason", "BOUNCE")
         doc = aws.ok("get-suppressed-destination", "--email-address", "supp@a.example")
@@ -269,13 +277,15 @@ def main():
             h.check_eq(len(rcpts), 1, f"envelope recipients of the message to {rcpt}")
             head = raw.split(b"\n\n", 1)[0].lower()
             h.check(b"\nx-ses-configuration-set:" not in b"\n" + head, f"X-SES-CONFIGURATION-SET in message to {rcpt}")
+            h.check(b"\nbcc:" not in b"\n" + head, f"a Bcc field in the message to {rcpt}")
             tags = dkim_tags(raw)
             h.check_eq((tags.get("d"), tags.get("s"), tags.get("a")), (DOMAIN, SELECTOR, "rsa-sha256"),
                        f"DKIM d=, s=, a= of the message to {rcpt}")
             h.check(h.dkim_verify(raw, txt), f"dkimpy does not verify the message to {rcpt}")
             msg = h.parse(raw)
             h.check_eq(str(msg["From"]), FROM, f"From of the message to {rcpt}")
-            h.check_eq([a.addr_spec for a in msg["To"].addresses], [rcpt], "To")
+            to = "erin@a.example" if rcpt == "hidden@b.example" else rcpt
+            h.check_eq([a.addr_spec for a in msg["To"].addresses], [to], f"To of the message to {rcpt}")
             # The service writes <MessageId@From domain>; a raw message keeps its own.
             want_id = "<raw-1@news.example>" if rcpt == "bob@a.example" else f"<{ids[rcpt]}@{DOMAIN}>"
             h.check_eq(msg["Message-ID"], want_id, f"Message-ID of the message to {rcpt}")
@@ -285,6 +295,9 @@ def main():
                 h.check_eq(text, "Hello Alice\nLine two\n", "text of the simple send")
                 h.check_eq(msg.get_body(("html",)).get_content().replace("\r\n", "\n"), "<p>Hello <i>Alice</i></p>",
                            "html of the simple send")
+            elif to == "erin@a.example":
+                h.check_eq(str(msg["Subject"]), "For Erin", f"Subject of the message to {rcpt}")
+                h.check_eq(text, "Erin, and a blind copy\n", f"text of the message to {rcpt}")
             elif rcpt == "bob@a.example":
                 h.check_eq(str(msg["Subject"]), "Report for Bob", "Subject of the raw send")
                 h.check_eq(text, "See the attachment.\n", "text of the raw send")
@@ -301,6 +314,16 @@ def main():
                 h.check_eq(text, f"Hello {name},\nyour plan is {plan}.\n", f"text of the message to {rcpt}")
                 h.check_eq(msg.get_body(("html",)).get_content().replace("\r\n", "\n"),
                            f"<p>Hello <b>{name}</b>, plan {plan}</p>", f"html of the message to {rcpt}")
+        passed += 1
+
+        # The suppressed recipient has its disposition, and no other outcome.
+        outcomes = {}
+        with open(os.path.join(data, "dispositions.jsonl")) as f:
+            for line in f:
+                rec = json.loads(line)
+                outcomes.setdefault(rec["recipient"], []).append(rec["status"])
+        h.check_eq(outcomes.get("supp@a.example"), ["suppressed"], "dispositions of the suppressed recipient")
+        h.check_eq(sorted(r for r, st in outcomes.items() if st == ["delivered"]), want, "recipients logged delivered")
         passed += 1
 
         aws.ok("delete-configuration-set", "--configuration-set-name", "cs1")

@@ -3,8 +3,9 @@
 Both clients submit over STARTTLS with AUTH PLAIN and AUTH LOGIN, with the SMTP credentials that
 `keys create` prints (checked against the SES derivation written independently in the harness);
 the messages reach our capture sink DKIM-signed with the domain identity's key. An
-X-SES-CONFIGURATION-SET field picks a configuration set (a set that does not exist is refused) and
-never leaves the service. Refused: MAIL without AUTH (530), AUTH before STARTTLS (538), a relay
+X-SES-CONFIGURATION-SET field picks a configuration set (a set that does not exist is refused);
+it, X-SES-MESSAGE-TAGS and Bcc never leave the service; a suppressed recipient is accepted and not
+delivered. Refused: MAIL without AUTH (530), AUTH before STARTTLS (538), a relay
 attempt without AUTH, a wrong password (535), and a From that is no identity.
 """
 import base64
@@ -142,6 +143,15 @@ def main():
         except smtplib.SMTPDataError as e:
             h.check_eq(e.smtp_code, 554, f"reply to an unknown configuration set ({e.smtp_error!r})")
             h.check(b"no-such-set" in e.smtp_error, f"the reply names the set: {e.smtp_error!r}")
+        # Bcc and X-SES-MESSAGE-TAGS: read, and neither leaves the service; the Bcc recipient
+        # (on the envelope) gets its copy. A suppressed recipient is accepted and not delivered.
+        api.ok("PUT", "/v2/email/suppression/addresses", {"EmailAddress": "supp@a.example", "Reason": "COMPLAINT"})
+        to = "tagged@a.example"
+        refused = s.sendmail(FROM_ADDR, [to, "blind@a.example", "supp@a.example"],
+                             message(to, "tagged", "With tags and a blind copy\n",
+                                     [("Bcc", "blind@a.example"), ("X-SES-MESSAGE-TAGS", "campaign=spring, kind=test")]))
+        h.check_eq(refused, {}, "recipients refused of the tagged message")
+        want[to] = want["blind@a.example"] = ("tagged", "With tags and a blind copy\n")
         s.quit()
         passed += 1
 
@@ -206,9 +216,10 @@ def main():
         s.close()
         passed += 1
 
-        # The accepted messages count against the quota, the refused ones do not.
+        # The accepted recipients count against the quota (the suppressed one too, as SES counts
+        # it), the refused ones do not.
         doc = api.ok("GET", "/v2/email/account")
-        h.check_eq(doc["SendQuota"]["SentLast24Hours"], float(len(want)), "SentLast24Hours after SMTP")
+        h.check_eq(doc["SendQuota"]["SentLast24Hours"], float(len(want) + 1), "SentLast24Hours after SMTP")
 
         # Delivered, signed, intact, each exactly once, and nothing of the refused ones.
         h.wait_count(lambda: h.count_files(os.path.join(md, "new")), len(want), 180, "messages at the sink")
@@ -216,13 +227,14 @@ def main():
         h.check_eq(sorted(r for _, rcpts, _ in messages for r in rcpts), sorted(want), "recipients delivered")
         for env_from, rcpts, raw in messages:
             rcpt = rcpts[0]
-            head = raw.split(b"\r\n\r\n", 1)[0].lower()
-            h.check(b"\r\nx-ses-configuration-set:" not in b"\r\n" + head,
-                    f"X-SES-CONFIGURATION-SET left in the message to {rcpt}")
+            head = b"\r\n" + raw.split(b"\r\n\r\n", 1)[0].lower()
+            for field in (b"x-ses-configuration-set:", b"x-ses-message-tags:", b"bcc:"):
+                h.check(b"\r\n" + field not in head, f"{field.decode()} left in the message to {rcpts}")
             h.check(h.dkim_verify(raw, txt), f"dkimpy does not verify the message to {rcpt}")
             msg = h.parse(raw)
             h.check_eq(str(msg["From"]), FROM, f"From of the message to {rcpt}")
-            h.check_eq([a.addr_spec for a in msg["To"].addresses], [rcpt], "To")
+            to = "tagged@a.example" if rcpt == "blind@a.example" else rcpt
+            h.check_eq([a.addr_spec for a in msg["To"].addresses], [to], f"To of the message to {rcpts}")
             subject, text = want[rcpt]
             h.check_eq(str(msg["Subject"]), subject, f"Subject of the message to {rcpt}")
             h.check_eq(msg.get_body(("plain",)).get_content().replace("\r\n", "\n"), text, f"text to {rcpt}")
