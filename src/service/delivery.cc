@@ -125,6 +125,21 @@ DeliveryEngine::~DeliveryEngine() { stop(); }
 
 const DeliveryStats& DeliveryEngine::stats() const { return impl_->stats; }
 
+void DeliveryEngine::record_suppressed(const std::string& message_id, const std::string& recipient,
+                                       const std::string& configuration_set) {
+  campaign::Disposition d;
+  d.time_ms = wall_ms();
+  d.message_id = message_id;
+  d.recipient = recipient;
+  d.status = "suppressed";
+  d.reason = "OnAccountSuppressionList";
+  d.reply = configuration_set.empty() ? "on the account suppression list"
+                                      : "on the suppression list (configuration set " +
+                                            configuration_set + ")";
+  std::lock_guard<std::mutex> lock(impl_->out_mu);
+  impl_->records.push_back(std::move(d));
+}
+
 void DeliveryEngine::wake() {
   {
     std::lock_guard<std::mutex> lock(impl_->wake_mu);
@@ -361,12 +376,12 @@ void DeliveryEngine::Impl::flush_outcomes() {
     pending.swap(outcomes);
     lines.swap(records);
   }
-  if (pending.empty()) return;
+  if (pending.empty() && lines.empty()) return;
   if (log_open) {
     for (const auto& d : lines) dispositions.add(d);
     if (Status s = dispositions.flush(); !s) log->warn("{}", s.message());
   }
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = 0; !pending.empty(); ++attempt) {
     Status s = spool.commit_outcomes(pending, wall_ms());
     if (s) break;
     log->warn("spool commit failed ({}), retrying", s.message());

@@ -76,6 +76,11 @@ class DeliveryEngine {
   // New mail was accepted: claim without waiting for the next poll.
   void wake();
 
+  // Writes the disposition line of a recipient that was accepted and never attempted because it
+  // is suppressed (its spool state is set at acceptance). Thread-safe.
+  void record_suppressed(const std::string& message_id, const std::string& recipient,
+                         const std::string& configuration_set);
+
   const DeliveryStats& stats() const;
 
   struct Impl;
