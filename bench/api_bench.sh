@@ -6,6 +6,7 @@
 #
 #   bench/api_bench.sh [REQUESTS]      REQUESTS calls per run (default 2000, i.e. 100,000 messages)
 #   CLIENTS=32 RUNS=3 bench/api_bench.sh
+#   KEEP=1 bench/api_bench.sh         keep the work folder (logs, data) afterwards
 #
 # Everything listens on 127.0.0.1; every run is bounded by its request count and by MAX_SECONDS
 # of sending plus SINK_TIMEOUT of waiting for delivery.
@@ -22,7 +23,8 @@ PY=/usr/bin/python3
 "$BIN" --help | grep -q '^  serve ' || { echo "$BIN has no serve subcommand" >&2; exit 1; }
 work=$(mktemp -d /tmp/magnetic-api-bench-XXXXXX)
 chmod 0711 "$work"
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# KEEP=1 keeps the work folder (logs, data directories) for a look afterwards.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
 
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json_field() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -63,8 +65,12 @@ for run in $(seq 1 "$RUNS"); do
     $PY bench/api_bench.py load --api "$api_port" --key-id "$key_id" --secret "$secret" \
     --clients "$CLIENTS" --requests "$REQUESTS" --max-seconds "$MAX_SECONDS" \
     --sink-counter "$dir/sink.counter" --sink-timeout "$SINK_TIMEOUT" > "$dir/result.json"
-  kill -TERM "$serve_pid"
-  wait "$serve_pid" || echo "run $run: serve exited $? after SIGTERM"
+  if kill -TERM "$serve_pid" 2>/dev/null; then
+    wait "$serve_pid" || echo "run $run: serve exited $? after SIGTERM"
+  else
+    wait "$serve_pid" || echo "run $run: serve died during the run (exit $?); the end of its log:"
+    tail -n 20 "$dir/serve.log"
+  fi
   kill "$sink_pid"
   wait "$sink_pid" 2>/dev/null || true
   $PY - "$dir/result.json" "$run" <<'PY'
