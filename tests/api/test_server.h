@@ -10,6 +10,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -43,8 +44,8 @@ inline const bool kQuietLogs = [] {
 
 class FakeSubmitter : public service::Submitter {
  public:
-  std::vector<service::SubmitResult> submit(std::vector<service::OutboundMessage> messages)
-      override {
+  std::vector<service::SubmitResult> submit(
+      std::vector<service::OutboundMessage> messages) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<service::SubmitResult> out;
     for (auto& m : messages) {
@@ -90,11 +91,14 @@ struct RequestOptions {
 
 class TestServer {
  public:
-  explicit TestServer(store::Store* store = nullptr) : store_(store ? store : &fake_) {
+  explicit TestServer(store::Store* store = nullptr,
+                      const std::function<void(ApiOptions&)>& configure = {})
+      : store_(store ? store : &fake_) {
     (void)fake_.add_key(kKeyId, kSecret);
     ApiOptions options;
     options.clock = [] { return kNow; };
     options.dkim_selector_prefix = "test";
+    if (configure) configure(options);
     auto server = ApiServer::start(io_, options, *store_, submitter);
     EXPECT_TRUE(server.is_ok()) << server.status().message();
     server_ = std::move(*server);
@@ -118,8 +122,8 @@ class TestServer {
     namespace http = beast::http;
     boost::asio::io_context io;
     beast::tcp_stream stream(io);
-    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                                                  port()));
+    stream.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port()));
     http::request<http::string_body> req;
     req.method_string(method);
     req.target(target);
@@ -160,6 +164,50 @@ class TestServer {
   }
   Response get(const std::string& target) { return call("GET", target); }
   Response del(const std::string& target) { return call("DELETE", target); }
+
+  // Sends bytes as they are on a new connection and returns everything the server writes until
+  // it closes the connection (or `wait_for` appears in what was read, when given).
+  std::string raw(const std::string& bytes, const std::string& wait_for = "") {
+    namespace beast = boost::beast;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port()));
+    boost::asio::write(socket, boost::asio::buffer(bytes));
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+      beast::error_code ec;
+      size_t n = socket.read_some(boost::asio::buffer(buffer), ec);
+      out.append(buffer, n);
+      if (ec) break;
+      if (!wait_for.empty() && out.find(wait_for) != std::string::npos) break;
+    }
+    return out;
+  }
+
+  // Sends bytes and goes away at once.
+  void send_and_close(const std::string& bytes) {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port()));
+    boost::asio::write(socket, boost::asio::buffer(bytes));
+  }
+
+  // A signed request as raw HTTP/1.1 text (for tests that speak HTTP by hand).
+  std::string signed_text(const std::string& method, const std::string& target,
+                          const std::string& body,
+                          std::vector<std::pair<std::string, std::string>> extra = {}) {
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"host", "127.0.0.1:" + std::to_string(port())}};
+    for (auto& h : extra) headers.push_back(h);
+    sign(method, target, body, RequestOptions{}, headers);
+    std::string text = method + " " + target + " HTTP/1.1\r\n";
+    for (const auto& [n, v] : headers) text += n + ": " + v + "\r\n";
+    text += "content-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return text;
+  }
 
   // Signs as the SDKs do: every header given is signed, with the body's hash.
   static void sign(const std::string& method, const std::string& target, const std::string& body,
