@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev libidn2-dev
   libpsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   postfix python3 python3-dkim python3-nacl swaks libnet-ssleay-perl sqlite3 time bc
+  awscli openssl
 )
 # Node.js and npm may come from elsewhere than Debian; Debian's are installed only when there
 # is no node at all (installing them over another node breaks its packages).
@@ -34,9 +35,25 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# handlebars.js is the reference renderer for the differential test; it goes into the tree.
+# The npm packages of tests/node (handlebars.js, the reference renderer; the AWS SDK for
+# JavaScript, an SES client) go into the tree: installed when node_modules is missing or lacks a
+# package of package.json at the version it names.
 here="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -f "$here/tests/node/package.json" ] && [ ! -d "$here/tests/node/node_modules" ]; then
+node_deps_missing() {
+  [ -d "$here/tests/node/node_modules" ] || return 0
+  (cd "$here/tests/node" && node -e '
+    const fs = require("fs");
+    const deps = require("./package.json").dependencies || {};
+    for (const [name, want] of Object.entries(deps)) {
+      const file = `node_modules/${name}/package.json`;
+      if (!fs.existsSync(file)) process.exit(0);
+      const have = JSON.parse(fs.readFileSync(file, "utf8")).version;
+      if (/^[0-9]/.test(want) && have !== want) process.exit(0);
+    }
+    process.exit(1);') && return 0
+  return 1
+}
+if [ -f "$here/tests/node/package.json" ] && node_deps_missing; then
   echo "install-deps: npm install in tests/node"
   (cd "$here/tests/node" && npm install --no-audit --no-fund --silent)
 fi

@@ -52,14 +52,6 @@ int64_t wall_ms() {
       .count();
 }
 
-// The reply that decided a one-recipient transaction.
-const smtp::Reply& deciding_reply(const smtp::TransactionResult& r) {
-  if (!r.mail.positive()) return r.mail;
-  if (r.rcpts.empty() || !r.rcpts[0].positive()) return r.rcpts.empty() ? r.mail : r.rcpts[0];
-  if (r.data.code != 354) return r.data;
-  return r.dot;
-}
-
 // Everything one campaign run shares between its threads.
 class Engine {
  public:
@@ -264,7 +256,7 @@ asio::awaitable<void> Engine::session(std::string domain, std::vector<dns::Targe
     }
     rcpt[0] = task->email;
     smtp::TransactionResult result = co_await client.send(*sender, rcpt, message);
-    const smtp::Reply& reply = deciding_reply(result);
+    const smtp::Reply& reply = smtp::deciding_reply(result);
     if (reply.no_reply() && result.final_dot_sent) lost_after_dot_.fetch_add(1);
     feedback::Verdict v = feedback::classify_reply(reply);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -299,17 +291,10 @@ bool Engine::route_claimed(std::vector<spool::Claimed>& claimed) {
       keep.push_back(std::move(r));
       continue;
     }
-    smtp::Reply synthetic;
-    bool permanent = !targets.is_ok() && targets.status().code() == StatusCode::kPermanent;
-    bool null_mx = permanent && targets.status().message().find("null MX") != std::string::npos;
-    // RFC 7505 section 4.1: a null MX is reported as 556 5.1.10; other permanent DNS failures
-    // (no such domain) as 550 5.1.2, bad destination system.
-    synthetic.code = null_mx ? 556 : permanent ? 550 : 451;
-    synthetic.enhanced = null_mx ? "5.1.10" : permanent ? "5.1.2" : "4.4.3";
-    synthetic.text = targets.is_ok() ? "no route to " + r.domain : targets.status().message();
-    synthetic.stage = "connect";
+    smtp::Reply synthetic = feedback::routing_failure_reply(
+        r.domain, targets.is_ok() ? Status::ok() : targets.status());
     feedback::Verdict v = feedback::classify_reply(synthetic);
-    if (!permanent) v.reason = "networkerror";
+    if (synthetic.code / 100 == 4) v.reason = "networkerror";
     record(r, v, synthetic, 0, "");
   }
   claimed = std::move(keep);

@@ -3,7 +3,9 @@
 // that stopped before every recipient was final.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "campaign/send.h"
 
@@ -37,5 +39,30 @@ struct DemoArgs {
   int domains = 20;
 };
 int demo_command(const DemoArgs& args);
+
+// `magnetic keys create|list|revoke`: the access keys of the SES API and SMTP submission, kept
+// in the metadata store of a data directory. create prints the secret and the SMTP password
+// once, as JSON; list prints no secrets.
+struct KeysArgs {
+  enum class Action { kCreate, kList, kRevoke };
+  Action action = Action::kList;
+  std::string data_dir = "./magnetic-data";
+  std::string name;                  // create
+  std::string region = "us-east-1";  // create: the region the SMTP password is derived for
+  std::string access_key_id;         // revoke
+};
+int keys_command(const KeysArgs& args);
+
+// `magnetic serve`: see service/config.h for the file; flags override it.
+struct ServeArgs {
+  std::string config_path;
+  std::string data_dir;    // overrides the file's
+  std::string api_listen;  // HOST:PORT
+  std::optional<std::string> smtp_listen;  // "" turns SMTP off
+  std::string relay;
+  std::vector<std::string> routes;
+  std::string region;
+};
+int serve_command(const ServeArgs& args);
 
 }  // namespace magnetic::cli

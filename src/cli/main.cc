@@ -21,6 +21,14 @@ std::string check_duration(const std::string& v) {
   return d ? std::string() : d.status().message();
 }
 
+// A region name as SES spells them ("us-east-1"): it goes into the SMTP password, so a typo
+// would make a password that never works.
+std::string check_region(const std::string& v) {
+  bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' && v.back() != '-';
+  for (char c : v) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+  return ok ? std::string() : "region must be lower-case letters, digits and '-', like us-east-1";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +150,27 @@ int main(int argc, char** argv) {
 
   // demo
   cli::DemoArgs demo;
+  // serve
+  cli::ServeArgs serve;
+  std::string smtp_listen;
+  auto* sv = app.add_subcommand(
+      "serve", "run the SES v2 HTTP API, SMTP submission and delivery as a service");
+  sv->add_option("--config", serve.config_path, "TOML configuration file");
+  sv->add_option("--data", serve.data_dir,
+                 "data directory: metadata, spool, keys (default ./magnetic-data)");
+  sv->add_option("--api-listen", serve.api_listen,
+                 "HOST:PORT of the HTTP API (default 127.0.0.1:8585; port 0: any)");
+  auto* smtp_opt = sv->add_option(
+      "--smtp-listen", smtp_listen,
+      "HOST:PORT of SMTP submission (default 127.0.0.1:2587; \"\" turns it off)");
+  auto* serve_relay =
+      sv->add_option("--relay", serve.relay, "deliver everything through HOST:PORT");
+  sv->add_option("--route", serve.routes,
+                 "DOMAIN=HOST:PORT: deliver a domain to a fixed host (repeatable)")
+      ->excludes(serve_relay);
+  sv->add_option("--region", serve.region,
+                 "region the SMTP passwords are derived for (default us-east-1)");
+
   auto* m = app.add_subcommand("demo", "run a whole campaign into a local sink");
   m->add_option("--dir", demo.dir, "where the demo writes its files")->capture_default_str();
   m->add_option("--recipients", demo.recipients, "how many synthetic recipients")
@@ -151,11 +180,30 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
 
+  // keys
+  cli::KeysArgs keys;
+  auto* ks = app.add_subcommand("keys", "access keys for the SES API and SMTP submission");
+  ks->require_subcommand(1);
+  auto* kc = ks->add_subcommand("create", "make a key; prints its secret and SMTP password once");
+  kc->add_option("--data", keys.data_dir, "data directory")->capture_default_str();
+  kc->add_option("--name", keys.name, "a name to tell the key by");
+  kc->add_option("--region", keys.region, "region the SMTP password is derived for")
+      ->capture_default_str()
+      ->check(check_region);
+  auto* kl = ks->add_subcommand("list", "the keys, without their secrets, as a JSON array");
+  kl->add_option("--data", keys.data_dir, "data directory")->capture_default_str();
+  auto* kr = ks->add_subcommand("revoke", "make a key unusable");
+  kr->add_option("--data", keys.data_dir, "data directory")->capture_default_str();
+  kr->add_option("ACCESS_KEY_ID", keys.access_key_id, "the key to revoke")->required();
+
   magnetic::cli::add_feedback_commands(app);
 
   // A usage error exits 2 (help and version exit 0), apart from the 1 of an error in the input.
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    // A subcommand run from its callback (feedback) failed on its input: exit 1, not 2.
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
@@ -199,5 +247,15 @@ int main(int argc, char** argv) {
     return smtp::run_sink_command(sink);
   }
   if (*m) return cli::demo_command(demo);
+  if (*ks) {
+    keys.action = *kc   ? cli::KeysArgs::Action::kCreate
+                  : *kr ? cli::KeysArgs::Action::kRevoke
+                        : cli::KeysArgs::Action::kList;
+    return cli::keys_command(keys);
+  }
+  if (*sv) {
+    if (smtp_opt->count()) serve.smtp_listen = smtp_listen;
+    return cli::serve_command(serve);
+  }
   return 0;
 }

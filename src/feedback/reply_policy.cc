@@ -54,4 +54,15 @@ Verdict classify_reply(const smtp::Reply& reply) {
   return v;
 }
 
+smtp::Reply routing_failure_reply(const std::string& domain, const Status& lookup) {
+  bool permanent = !lookup.is_ok() && lookup.code() == StatusCode::kPermanent;
+  bool null_mx = permanent && lookup.message().find("null MX") != std::string::npos;
+  smtp::Reply r;
+  r.code = null_mx ? 556 : permanent ? 550 : 451;
+  r.enhanced = null_mx ? "5.1.10" : permanent ? "5.1.2" : "4.4.3";
+  r.text = lookup.is_ok() ? "no route to " + domain : lookup.message();
+  r.stage = "connect";
+  return r;
+}
+
 }  // namespace magnetic::feedback

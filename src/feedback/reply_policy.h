@@ -11,6 +11,7 @@
 
 #include <string>
 
+#include "base/status.h"
 #include "smtp/reply.h"
 
 namespace magnetic::feedback {
@@ -33,5 +34,11 @@ struct Verdict {
 // Classifies the reply that decided a recipient's attempt: the failing MAIL/RCPT/DATA reply,
 // the reply to the final dot, or a connection-level failure (code 0 or a failed greeting).
 Verdict classify_reply(const smtp::Reply& reply);
+
+// The reply that stands for a destination that could not be routed: a null MX as 556 5.1.10
+// (RFC 7505 section 4.1), another permanent DNS failure (no such domain) as 550 5.1.2, a DNS
+// failure worth retrying as 451 4.4.3; an ok status means the lookup found no target. Stage
+// "connect".
+smtp::Reply routing_failure_reply(const std::string& domain, const Status& lookup);
 
 }  // namespace magnetic::feedback

@@ -650,4 +650,11 @@ void dot_stuff(std::string_view message, std::string& out) {
   out += ".\r\n";
 }
 
+const Reply& deciding_reply(const TransactionResult& r) {
+  if (!r.mail.positive()) return r.mail;
+  if (r.rcpts.empty() || !r.rcpts[0].positive()) return r.rcpts.empty() ? r.mail : r.rcpts[0];
+  if (r.data.code != 354) return r.data;
+  return r.dot;
+}
+
 }  // namespace magnetic::smtp

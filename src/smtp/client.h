@@ -121,6 +121,9 @@ class SmtpClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The reply that decided a one-recipient transaction: the first refusal, else the final dot's.
+const Reply& deciding_reply(const TransactionResult& r);
+
 // Appends message to out with dot-stuffing (a '.' at the start of a line is doubled) and the
 // terminating CRLF.CRLF; adds a CRLF first if message does not end with one.
 void dot_stuff(std::string_view message, std::string& out);

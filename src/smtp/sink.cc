@@ -18,8 +18,6 @@
 #include "smtp/stream.h"  // first: it fixes an include order problem of Boost 1.74
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <openssl/x509.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -40,6 +38,7 @@
 #include <unordered_map>
 
 #include "base/log.h"
+#include "smtp/server_tls.h"
 
 namespace magnetic::smtp {
 
@@ -96,35 +95,6 @@ uint64_t size_param(std::string_view params) {
 
 std::string default_rcpt_text(int code) {
   return code / 100 == 4 ? "4.7.1 try again later" : "5.1.1 user unknown";
-}
-
-// A self-signed certificate for hostname, made in memory: the sink is for tests and demos.
-Result<std::shared_ptr<asio::ssl::context>> make_tls_context(const std::string& hostname) {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  X509* cert = X509_new();
-  if (!key || !cert) {
-    EVP_PKEY_free(key);
-    X509_free(cert);
-    return Status::internal("cannot make a key for the sink's certificate");
-  }
-  X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 86400);
-  X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(hostname.c_str()), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  bool ok = X509_sign(cert, key, EVP_sha256()) > 0;
-
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  ok = ok && SSL_CTX_use_certificate(context->native_handle(), cert) == 1 &&
-       SSL_CTX_use_PrivateKey(context->native_handle(), key) == 1;
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  if (!ok) return Status::internal("cannot make the sink's self-signed certificate");
-  return context;
 }
 
 class Session;
@@ -549,7 +519,8 @@ Result<std::unique_ptr<SinkServer>> SinkServer::start(asio::io_context& io, Sink
     state->new_dir = (std::filesystem::path(opts.maildir) / "new").string() + "/";
   }
   if (opts.starttls) {
-    auto tls = make_tls_context(opts.hostname);
+    // Made in memory at every start: the sink is for tests and demos.
+    auto tls = internal::self_signed_tls_context(opts.hostname, 30);
     if (!tls) return tls.status();
     state->tls = *tls;
   }

@@ -78,4 +78,35 @@ std::string base64_encode(std::string_view data) {
   return out;
 }
 
+bool base64_decode(std::string_view text, std::string& out) {
+  // Written out rather than with EVP_DecodeBlock, which skips white space and counts padding as
+  // zero bytes: AUTH responses must be refused when they are not exactly base64.
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  out.clear();
+  if (text.size() % 4 != 0) return false;
+  out.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    bool last = i + 4 == text.size();
+    int pad = 0;
+    if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
+    uint32_t group = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      int v = j >= 4 - static_cast<size_t>(pad) ? 0 : value(text[i + j]);
+      if (v < 0) return false;
+      group = group << 6 | static_cast<uint32_t>(v);
+    }
+    out.push_back(static_cast<char>(group >> 16));
+    if (pad < 2) out.push_back(static_cast<char>(group >> 8 & 0xff));
+    if (pad < 1) out.push_back(static_cast<char>(group & 0xff));
+  }
+  return true;
+}
+
 }  // namespace magnetic::smtp::internal

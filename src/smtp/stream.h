@@ -74,5 +74,8 @@ class InBuffer {
 
 // Base64 (RFC 4648, with padding), for AUTH.
 std::string base64_encode(std::string_view data);
+// Strict: the standard alphabet, padded to a multiple of 4, no spaces or line breaks. False on
+// anything else (out is then unspecified).
+bool base64_decode(std::string_view text, std::string& out);
 
 }  // namespace magnetic::smtp::internal

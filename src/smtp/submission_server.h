@@ -8,6 +8,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,10 +27,14 @@ struct SubmissionEnvelope {
   std::string data;  // the message as received, dot-stuffing removed, CRLF line ends
 };
 
+// The replies of check_sender and deliver go to the client as they are: code, enhanced code
+// (left out when not valid for the code, see valid_enhanced_code), and text, one line per "\n".
+// Codes outside 2xx, 4xx and 5xx, and a callback that throws, become 451 4.3.0.
 struct SubmissionCallbacks {
   // True when the username/password pair is valid.
   std::function<bool(const std::string& username, const std::string& password)> authenticate;
-  // Judges MAIL FROM for an authenticated user: a positive reply accepts it.
+  // Judges MAIL FROM for an authenticated user: a 2xx reply accepts it. mail_from is the address
+  // between the angle brackets, "" for the null sender.
   std::function<Reply(const std::string& username, const std::string& mail_from)> check_sender;
   // Takes a complete message; the reply is sent after the final dot. A 250 reply means the
   // message is durable.
@@ -47,15 +52,31 @@ struct SubmissionOptions {
   size_t max_recipients = 50;              // SES's limit per message
   size_t max_connections = 1000;
   int worker_threads = 2;  // threads for the blocking callbacks
+  // A connection that sends nothing (or reads none of our replies) for this long gets 421 and
+  // is closed. RFC 5321 asks for at least 5 minutes; tests shorten it.
+  std::chrono::milliseconds idle_timeout = std::chrono::minutes(5);
 };
 
+// Thread-safety: start, port and stop may be called from any thread; the io_context may run on
+// several threads (each connection keeps to its own strand). The callbacks are called on the
+// server's worker threads, several at once when several connections are busy; each one is
+// awaited by its connection without holding an io thread.
+//
+// Lifetime: destroy the server before the io_context. The destructor calls stop() and then
+// waits for callbacks still running, none is called after it returns; so it must not run on a
+// thread that a running callback waits for.
 class SubmissionServer {
  public:
+  // Listens and returns the server, or an error naming the option at fault (invalid option,
+  // unusable certificate files, address in use). Every callback must be set.
   static Result<std::unique_ptr<SubmissionServer>> start(boost::asio::io_context& io,
                                                          SubmissionOptions options,
                                                          SubmissionCallbacks callbacks);
   ~SubmissionServer();
-  uint16_t port() const;
+  uint16_t port() const;  // the port listened on (the ephemeral one when listen_port is 0)
+  // Stops accepting and closes every connection (asynchronously, on the io_context). Open
+  // transactions are dropped; a deliver call already running completes, but its reply may not
+  // reach the client.
   void stop();
 
   struct Impl;

@@ -74,6 +74,7 @@ struct Claimed {
   std::string message_id;
   int attempts = 0;              // attempts already made before this one
   int64_t first_attempt_ms = 0;  // 0 if never attempted
+  int64_t message = 0;           // message spool (message_spool.h): the stored message's row
 };
 
 struct Outcome {

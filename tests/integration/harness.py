@@ -86,9 +86,9 @@ def magnetic(*args, check_rc=None, timeout=300, env=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def start_sink(maildir=None, extra=()):
-    """Our own capture sink on an ephemeral port; returns (process, port)."""
-    args = [BIN, "sink", "--listen", "127.0.0.1:0", *extra]
+def start_sink(maildir=None, extra=(), port=0):
+    """Our own capture sink on an ephemeral port (or the one given); returns (process, port)."""
+    args = [BIN, "sink", "--listen", f"127.0.0.1:{port}", *extra]
     if maildir:
         args += ["--maildir", maildir]
     p = spawn(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -176,3 +176,328 @@ def test_run():
         yield
     finally:
         cleanup()
+
+
+# --- magnetic serve and its clients ---------------------------------------------------------------
+#
+# The SES v2 API is signed with AWS Signature Version 4. The signer below is written here (and
+# checked against the AWS CLI's own in test_serve_sigv4.py) rather than imported, so that the
+# tests need no AWS library of their own and can sign requests a library would refuse to make.
+
+AWS_CLI = "/usr/bin/aws"  # Debian's awscli; never another `aws` found on PATH
+REGION = "us-east-1"
+# The error code for a request whose signature does not match, with HTTP 403: what SES answers
+# (x-amzn-ErrorType), what the AWS CLI prints as "An error occurred (SignatureDoesNotMatch) ..."
+# and the name of the error the JavaScript SDK throws.
+BAD_SIGNATURE = "SignatureDoesNotMatch"
+
+
+def has_serve():
+    """True when the binary has the `serve` and `keys` subcommands (CLI11 lists them in --help)."""
+    rc, out, _ = magnetic("--help")
+    names = {line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()}
+    return rc == 0 and "serve" in names and "keys" in names
+
+
+def skip_without_serve(what):
+    if not has_serve():
+        print(f"SKIP: {what}: {BIN} has no `serve`/`keys` subcommand yet")
+        print("0 passed, 0 failed, 1 skipped")
+        sys.exit(0)
+
+
+def _serve_log(data):
+    return data.rstrip("/") + ".serve.log"
+
+
+def start_serve(data, routes=(), relay=None, extra=(), timeout=30):
+    """`magnetic serve` on ephemeral ports; returns (process, api_port, smtp_port).
+
+    routes: [(domain, port)], all on 127.0.0.1. Waits (bounded) for DATA/listen.json, which serve
+    writes once both listeners are bound; a listen.json left by an earlier run (one killed with
+    SIGKILL cannot remove it) is removed first so that its ports are never read. The output goes to
+    DATA.serve.log, appended across restarts and printed when the service dies early.
+    """
+    os.makedirs(data, exist_ok=True)
+    listen = os.path.join(data, "listen.json")
+    if os.path.exists(listen):
+        os.remove(listen)
+    args = [BIN, "serve", "--data", data, "--api-listen", "127.0.0.1:0", "--smtp-listen", "127.0.0.1:0"]
+    for domain, port in routes:
+        args += ["--route", f"{domain}=127.0.0.1:{port}"]
+    if relay is not None:
+        args += ["--relay", f"127.0.0.1:{relay}"]
+    args += list(extra)
+    log = open(_serve_log(data), "ab")
+    log.write(("\n$ " + " ".join(args) + "\n").encode())
+    log.flush()
+    p = spawn(args, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    end = time.time() + timeout
+    doc = None
+    while time.time() < end:
+        if p.poll() is not None:
+            fail(f"magnetic serve exited {p.returncode} before writing listen.json:\n{serve_log(data)}")
+        try:
+            with open(listen) as f:
+                doc = json.load(f)
+            if "api" in doc and "smtp" in doc:
+                break
+        except (OSError, ValueError):
+            pass  # not written yet, or written in part
+        doc = None
+        time.sleep(0.02)
+    check(doc is not None, f"magnetic serve wrote no listen.json in {timeout} s:\n{serve_log(data)}")
+    check_eq(sorted(doc), ["api", "smtp"], "keys of listen.json")
+    ports = {}
+    for name in ("api", "smtp"):
+        host, _, port = doc[name].rpartition(":")
+        check_eq(host, "127.0.0.1", f"listen.json {name} host")
+        ports[name] = int(port)
+        wait_port(ports[name])
+    return p, ports["api"], ports["smtp"]
+
+
+def serve_log(data):
+    try:
+        with open(_serve_log(data), "rb") as f:
+            return f.read()[-4000:].decode(errors="replace")
+    except OSError:
+        return "(no log)"
+
+
+def stop_serve(p, data, timeout=30):
+    """SIGTERM, then a bounded wait; a clean stop exits 0."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        fail(f"magnetic serve still running {timeout} s after SIGTERM:\n{serve_log(data)}")
+    check_eq(rc, 0, f"magnetic serve exit code after SIGTERM\n{serve_log(data)}")
+
+
+def kill9(p):
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+
+
+KEY_FIELDS = ["AccessKeyId", "CreatedAt", "Name", "SecretAccessKey", "SmtpPassword", "SmtpUsername"]
+
+
+def keys_create(data, name, region=None):
+    args = ["keys", "create", "--data", data, "--name", name]
+    if region:
+        args += ["--region", region]
+    _, out, _ = magnetic(*args, check_rc=0)
+    try:
+        key = json.loads(out)
+    except ValueError:
+        fail(f"keys create printed no JSON: {out!r}")
+    check_eq(sorted(key), KEY_FIELDS, "fields printed by keys create")
+    check_eq(key["Name"], name, "Name printed by keys create")
+    return key
+
+
+def ses_smtp_password(secret, region):
+    """The SES SMTP password of a secret access key, derived the way AWS documents it: an HMAC-SHA256
+    chain over a fixed date, the region, "ses", "aws4_request" and "SendRawEmail", behind version
+    byte 4, in base64. Written from the description so that the product's derivation is checked
+    against an independent one."""
+    import base64
+    import hashlib
+    import hmac
+
+    sig = ("AWS4" + secret).encode()
+    for part in ("11111111", region, "ses", "aws4_request", "SendRawEmail"):
+        sig = hmac.new(sig, part.encode(), hashlib.sha256).digest()
+    return base64.b64encode(b"\x04" + sig).decode()
+
+
+def _uri_encode(s, safe):
+    import urllib.parse
+    return urllib.parse.quote(s, safe=safe)
+
+
+def encode_path(*segments):
+    """A request path from raw segments: /v2/email/templates/a%20b for ("v2", ..., "a b")."""
+    return "/" + "/".join(_uri_encode(s, "") for s in segments)
+
+
+def sigv4_headers(method, host, path, query, body, access_key, secret, region=REGION, service="ses",
+                  headers=None, amz_date=None):
+    """Headers that sign one request with AWS Signature Version 4 (HMAC-SHA256).
+
+    path: the path as sent, already percent-encoded (see encode_path). query: [(name, value)] as
+    raw strings. body: bytes. headers: more headers to send and sign (e.g. Content-Type). Returns
+    the full header dict to send, Host, X-Amz-Date and Authorization included. For services other
+    than S3 the canonical URI is the sent path encoded once more, as AWS specifies.
+    """
+    import hashlib
+    import hmac
+
+    if amz_date is None:
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    day = amz_date[:8]
+    out = {"Host": host, "X-Amz-Date": amz_date}
+    out.update(headers or {})
+    canon = {}
+    for name, value in out.items():
+        canon[name.lower()] = " ".join(str(value).split())
+    signed = ";".join(sorted(canon))
+    canonical_headers = "".join(f"{n}:{canon[n]}\n" for n in sorted(canon))
+    canonical_query = "&".join(f"{k}={v}" for k, v in sorted(
+        (_uri_encode(k, "~"), _uri_encode(v, "~")) for k, v in query))
+    canonical_uri = _uri_encode(path, "/~")
+    canonical_request = "\n".join([method, canonical_uri, canonical_query, canonical_headers, signed,
+                                   hashlib.sha256(body).hexdigest()])
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical_request.encode()).hexdigest()])
+    k = ("AWS4" + secret).encode()
+    for part in (day, region, service, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                            f"SignedHeaders={signed}, Signature={signature}")
+    return out
+
+
+class SesResponse:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case names
+        self.body = body
+        try:
+            self.doc = json.loads(body) if body else {}
+        except ValueError:
+            self.doc = None
+
+    def error_type(self):
+        """The error code as the SDKs read it: x-amzn-ErrorType up to a colon, else the body's."""
+        t = self.headers.get("x-amzn-errortype")
+        if t:
+            return t.split(":", 1)[0]
+        if isinstance(self.doc, dict):
+            t = self.doc.get("__type") or self.doc.get("code") or ""
+            return t.rsplit("#", 1)[-1]
+        return ""
+
+    def __repr__(self):
+        return f"HTTP {self.status} {self.error_type()} {self.body[:500]!r}"
+
+
+class SesClient:
+    """A minimal SES v2 client over http.client: one request per connection, signed with the key's
+    secret (or any secret given, to test refusals)."""
+
+    def __init__(self, port, access_key, secret, region=REGION):
+        self.port, self.access_key, self.secret, self.region = port, access_key, secret, region
+
+    def call(self, method, path, doc=None, query=(), timeout=60):
+        import http.client
+        import urllib.parse
+
+        body = json.dumps(doc).encode() if doc is not None else b""
+        host = f"127.0.0.1:{self.port}"
+        extra = {"Content-Type": "application/json"} if doc is not None else {}
+        headers = sigv4_headers(method, host, path, query, body, self.access_key, self.secret,
+                                self.region, headers=extra)
+        target = path
+        if query:
+            target += "?" + "&".join(f"{_uri_encode(k, '~')}={_uri_encode(v, '~')}" for k, v in query)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            r = conn.getresponse()
+            return SesResponse(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def ok(self, method, path, doc=None, query=(), what=None):
+        """The call, which must answer 200; returns the parsed body."""
+        r = self.call(method, path, doc, query)
+        check(r.status == 200 and r.doc is not None, f"{what or method + ' ' + path}: {r!r}")
+        return r.doc
+
+
+def rsa_key(dir, name="dkim"):
+    """A fresh RSA 2048 key made with openssl; returns (pem_path, der_base64_of_private_key,
+    public_key_base64) — the second is what SES takes as DomainSigningPrivateKey (the PEM body
+    without its armor lines), the third the p= of the DKIM TXT record."""
+    import base64
+
+    pem = os.path.join(dir, f"{name}.pem")
+    subprocess.run(["openssl", "genrsa", "-out", pem, "2048"], check=True, capture_output=True)
+    with open(pem) as f:
+        body = "".join(line.strip() for line in f if not line.startswith("-----"))
+    pub = subprocess.run(["openssl", "rsa", "-in", pem, "-pubout", "-outform", "DER"], check=True,
+                         capture_output=True).stdout
+    return pem, body, base64.b64encode(pub).decode()
+
+
+def byodkim_identity(client, domain, selector, dir):
+    """Creates a domain identity with a key of our own (BYODKIM); returns the TXT records dkimpy
+    needs, {selector._domainkey.domain: "v=DKIM1; k=rsa; p=..."}."""
+    _, private_b64, public_b64 = rsa_key(dir, f"{domain}-{selector}")
+    doc = client.ok("POST", "/v2/email/identities", {
+        "EmailIdentity": domain,
+        "DkimSigningAttributes": {"DomainSigningSelector": selector,
+                                  "DomainSigningPrivateKey": private_b64}},
+        what=f"CreateEmailIdentity {domain}")
+    check_eq(doc.get("IdentityType"), "DOMAIN", "CreateEmailIdentity IdentityType")
+    return {f"{selector}._domainkey.{domain}": f"v=DKIM1; k=rsa; p={public_b64}"}
+
+
+_SMTP_SINK_FIELDS = (b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X-Mail-Args:",
+                     b"X-Rcpt-Args:")
+
+
+def smtp_sink_messages(dump_dir):
+    """[(envelope_from, [envelope_to], message bytes)] of every message smtp-sink dumped.
+
+    smtp-sink writes its own fields (X-Client-Addr ... X-Rcpt-Args) and a Received field of its
+    own on top of each message, with LF line ends, and one more LF at the end; all of these are
+    removed, so the bytes are the message as sent, with LF for CRLF.
+    """
+    out = []
+    for root, _, names in os.walk(dump_dir):
+        for name in sorted(names):
+            with open(os.path.join(root, name), "rb") as f:
+                raw = f.read()
+            lines = raw.split(b"\n")
+            env_from, env_to, i = None, [], 0
+            while i < len(lines) and lines[i].startswith(_SMTP_SINK_FIELDS):
+                value = lines[i].split(b":", 1)[1].strip()
+                value = value.split(b">", 1)[0].lstrip(b"<").decode()
+                if lines[i].startswith(b"X-Mail-Args:"):
+                    env_from = value
+                elif lines[i].startswith(b"X-Rcpt-Args:"):
+                    env_to.append(value)
+                i += 1
+            if i < len(lines) and lines[i].startswith(b"Received: "):
+                i += 1
+                while i < len(lines) and lines[i][:1] in (b"\t", b" "):
+                    i += 1
+            msg = b"\n".join(lines[i:])
+            if msg.endswith(b"\n\n"):
+                msg = msg[:-1]
+            out.append((env_from, env_to, msg))
+    return out
+
+
+def count_files(dir):
+    return sum(len(names) for _, _, names in os.walk(dir)) if os.path.isdir(dir) else 0
+
+
+def wait_count(count_fn, want, timeout, what, settle=1.0):
+    """Waits (bounded) until count_fn() reaches want, then `settle` seconds more so that a message
+    beyond the expected ones would show; returns the final count (the caller checks it)."""
+    end = time.time() + timeout
+    n = count_fn()
+    while n < want and time.time() < end:
+        time.sleep(0.05)
+        n = count_fn()
+    if n < want:
+        fail(f"{what}: {n} of {want} after {timeout} s")
+    time.sleep(settle)
+    return count_fn()

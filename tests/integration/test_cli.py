@@ -47,6 +47,16 @@ def main():
         h.check_eq(msg.get_body(("plain",)).get_content().replace("\r\n", "\n"), "0:x 1:y ", "text part")
         print("render: parts exact, whole message parses")
 
+        # Regression (feedback_input_failure_exit_code): a failure in the input of a feedback
+        # command exits 1, a usage error 2.
+        rc, out, err = h.magnetic("feedback", "parse", os.path.join(work, "no-such-file.eml"))
+        h.check_eq(rc, 1, "feedback parse of a missing file")
+        rc, out, err = h.magnetic("feedback", "classify", "not an smtp reply")
+        h.check_eq(rc, 1, "feedback classify of text that is no reply")
+        rc, out, err = h.magnetic("feedback", "parse", "--no-such-option")
+        h.check_eq(rc, 2, "feedback parse with an unknown option")
+        print("feedback: input failures exit 1, usage errors 2")
+
         # demo: a small one, end to end.
         demo = os.path.join(work, "demo")
         rc, out, err = h.magnetic("demo", "--dir", demo, "--recipients", "300", "--domains", "3", check_rc=0)

@@ -1,0 +1,250 @@
+// `magnetic serve`: the HTTP API, SMTP submission, the spool and delivery in one process.
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+#include <thread>
+
+#include "api/api_server.h"
+#include "api/content.h"
+#include "base/duration.h"
+#include "base/ids.h"
+#include "base/log.h"
+#include "cli/commands.h"
+#include "dns/resolver.h"
+#include "mail/address.h"
+#include "service/config.h"
+#include "service/service.h"
+#include "smtp/submission_server.h"
+#include "store/store.h"
+
+namespace magnetic::cli {
+namespace {
+
+smtp::Reply reply(int code, std::string enhanced, std::string text) {
+  smtp::Reply r;
+  r.code = code;
+  r.enhanced = std::move(enhanced);
+  r.text = std::move(text);
+  return r;
+}
+
+// The SMTP answer to a refused submission, worded as SES's SMTP interface words them.
+smtp::Reply refusal_reply(const service::SubmitResult& r) {
+  using service::Refusal;
+  switch (r.refusal) {
+    case Refusal::kNone:
+      return reply(250, "2.0.0", "Ok " + r.message_id);
+    case Refusal::kDailyQuotaExceeded:
+    case Refusal::kThrottled:
+      return reply(454, "4.7.0", "Throttling failure: " + r.message);
+    case Refusal::kTemporary:
+      return reply(451, "4.3.0", r.message);
+    case Refusal::kConfigurationSetNotFound:
+      return reply(554, "5.3.0", r.message);
+    case Refusal::kInvalidParameter:
+      return reply(554, "5.6.0", "Transaction failed: " + r.message);
+    case Refusal::kMessageRejected:
+    case Refusal::kFromDomainNotVerified:
+    case Refusal::kConfigurationSetPaused:
+    case Refusal::kAccountPaused:
+      break;
+  }
+  return reply(554, "5.7.1", "Message rejected: " + r.message);
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Status write_listen_file(const std::string& path, const nlohmann::json& j) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << j.dump(2) << "\n";
+    if (!f) return Status::io_error("cannot write '" + tmp + "'");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::io_error("cannot write '" + path + "': " + ec.message());
+  return Status::ok();
+}
+
+}  // namespace
+
+int serve_command(const ServeArgs& args) {
+  auto log = logger("serve");
+  service::ServeConfig config;
+  if (!args.config_path.empty()) {
+    if (Status s = service::load_config(args.config_path, config); !s) {
+      std::fprintf(stderr, "magnetic serve: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
+  if (!args.data_dir.empty()) config.data_dir = args.data_dir;
+  if (!args.api_listen.empty()) config.api_listen = args.api_listen;
+  if (args.smtp_listen) config.smtp_listen = *args.smtp_listen;
+  if (!args.relay.empty()) config.relay = args.relay;
+  if (!args.routes.empty()) config.routes = args.routes;
+  if (!args.region.empty()) config.region = args.region;
+
+  auto fail = [](const std::string& what) {
+    std::fprintf(stderr, "magnetic serve: %s\n", what.c_str());
+    return 1;
+  };
+  auto api_at = service::parse_listen(config.api_listen);
+  if (!api_at) return fail("api listen " + api_at.status().message());
+  std::optional<std::pair<std::string, uint16_t>> smtp_at;
+  if (!config.smtp_listen.empty()) {
+    auto at = service::parse_listen(config.smtp_listen);
+    if (!at) return fail("smtp listen " + at.status().message());
+    smtp_at = *at;
+  }
+
+  dns::ResolverOptions ro;
+  if (!config.relay.empty()) {
+    auto route = dns::parse_route(config.relay, /*relay=*/true);
+    if (!route) return fail("relay: " + route.status().message());
+    ro.routes[route->first] = route->second;
+  }
+  for (const auto& text : config.routes) {
+    auto route = dns::parse_route(text, /*relay=*/false);
+    if (!route) return fail("route '" + text + "': " + route.status().message());
+    ro.routes[route->first] = route->second;
+  }
+  ro.servers = config.dns_servers;
+  ro.smtp_port = config.smtp_port;
+
+  auto opened = store::Store::open(config.data_dir);
+  if (!opened) return fail(opened.status().message());
+  store::Store& store = **opened;
+
+  // Quotas and escaping from the configuration are the account's settings.
+  if (config.max_24_hour_send || config.max_send_rate || config.ses_compatible_escaping) {
+    auto account = store.account();
+    if (!account) return fail(account.status().message());
+    if (config.max_24_hour_send) account->max_24_hour_send = *config.max_24_hour_send;
+    if (config.max_send_rate) account->max_send_rate = *config.max_send_rate;
+    if (config.ses_compatible_escaping)
+      account->ses_compatible_escaping = *config.ses_compatible_escaping;
+    if (Status s = store.put_account(*account); !s) return fail(s.message());
+  }
+
+  service::ServiceOptions so;
+  so.spool_path = config.data_dir + "/spool.db";
+  so.resolver = ro;
+  so.delivery.domain_connections = config.domain_connections;
+  so.delivery.total_connections = config.total_connections;
+  so.delivery.retry_initial = *parse_duration(config.retry_initial);
+  so.delivery.max_age = *parse_duration(config.max_age);
+  so.delivery.ehlo_name = config.ehlo_name;
+  so.delivery.tls = config.tls;
+  so.delivery.disposition_log = config.data_dir + "/dispositions.jsonl";
+  auto service = service::Service::start(so, store);
+  if (!service) return fail(service.status().message());
+
+  boost::asio::io_context io;
+  api::ApiOptions ao;
+  ao.listen_host = api_at->first;
+  ao.listen_port = api_at->second;
+  auto api_server = api::ApiServer::start(io, ao, store, **service);
+  if (!api_server) return fail("api: " + api_server.status().message());
+
+  std::unique_ptr<smtp::SubmissionServer> smtp_server;
+  if (smtp_at) {
+    smtp::SubmissionOptions sub;
+    sub.listen_host = smtp_at->first;
+    sub.listen_port = smtp_at->second;
+    sub.hostname = config.smtp_hostname;
+    sub.size_limit = config.max_message_size;
+    if (!config.tls_cert.empty() || !config.tls_key.empty()) {
+      sub.tls_cert_file = config.tls_cert;
+      sub.tls_key_file = config.tls_key;
+    } else {
+      std::filesystem::create_directories(config.data_dir + "/tls");
+      ::chmod((config.data_dir + "/tls").c_str(), 0700);
+      sub.tls_cert_file = config.data_dir + "/tls/smtp-cert.pem";
+      sub.tls_key_file = config.data_dir + "/tls/smtp-key.pem";
+    }
+    smtp::SubmissionCallbacks cb;
+    std::string region = config.region;
+    cb.authenticate = [&store, region](const std::string& user, const std::string& password) {
+      auto key = store.find_key(user);
+      if (!key) return false;
+      return same_secret(password, store::smtp_password(key->secret, region));
+    };
+    cb.check_sender = [](const std::string&, const std::string& mail_from) {
+      if (mail_from.empty()) return reply(250, "2.1.0", "Ok");
+      auto a = mail::parse_address(mail_from);
+      if (!a) return reply(553, "5.1.7", "Invalid sender address: " + a.status().message());
+      return reply(250, "2.1.0", "Ok");
+    };
+    service::Service* svc = service->get();
+    cb.deliver = [svc](smtp::SubmissionEnvelope env) {
+      // The SES content rules for a whole message (api/content.h) apply to SMTP as to Raw.
+      std::string id = new_id();
+      auto prepared = api::prepare_raw_message(std::move(env.data), "message", id,
+                                               std::chrono::system_clock::now());
+      if (!prepared) return reply(554, "5.6.0", "Transaction failed: " + prepared.status().message());
+      if (!prepared->from)
+        return reply(554, "5.6.0", "Transaction failed: the message has no From field");
+      service::OutboundMessage m;
+      m.message_id = id;
+      m.from = prepared->from->address();
+      m.envelope_from = env.mail_from;
+      m.recipients = std::move(env.rcpt_to);
+      m.configuration_set = prepared->configuration_set;
+      m.tags = prepared->tags;
+      m.data = std::move(prepared->data);
+      m.source = "smtp";
+      std::vector<service::OutboundMessage> one;
+      one.push_back(std::move(m));
+      auto results = svc->submit(std::move(one));
+      return refusal_reply(results[0]);
+    };
+    auto started = smtp::SubmissionServer::start(io, sub, std::move(cb));
+    if (!started) return fail("smtp: " + started.status().message());
+    smtp_server = std::move(*started);
+  }
+
+  nlohmann::json listen = {
+      {"api", api_at->first + ":" + std::to_string((*api_server)->port())}};
+  log->info("api: listening on http://{}:{}", api_at->first, (*api_server)->port());
+  if (smtp_server) {
+    listen["smtp"] = smtp_at->first + ":" + std::to_string(smtp_server->port());
+    log->info("smtp: listening on {}:{} (STARTTLS, AUTH after TLS)", smtp_at->first,
+              smtp_server->port());
+  }
+  log->info("data in {}; delivery through {}", config.data_dir,
+            config.relay.empty() ? (config.routes.empty() ? std::string("MX lookup")
+                                                          : std::string("static routes"))
+                                 : "relay " + config.relay);
+  if (Status s = write_listen_file(config.data_dir + "/listen.json", listen); !s)
+    return fail(s.message());
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int sig) {
+    log->info("signal {}: stopping", sig);
+    (*api_server)->stop();
+    if (smtp_server) smtp_server->stop();
+    io.stop();
+  });
+  std::vector<std::thread> threads;
+  unsigned n = std::max(2u, std::thread::hardware_concurrency());
+  for (unsigned i = 1; i < n; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  smtp_server.reset();
+  api_server->reset();
+  (*service)->stop();
+  std::filesystem::remove(config.data_dir + "/listen.json");
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace magnetic::cli

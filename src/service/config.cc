@@ -1,0 +1,176 @@
+#include "service/config.h"
+
+#include <set>
+#include <toml++/toml.h>
+
+#include "base/duration.h"
+
+namespace magnetic::service {
+namespace {
+
+Status unknown_keys(const toml::table& table, const std::string& where,
+                    const std::set<std::string>& known, const std::string& path) {
+  for (const auto& [key, value] : table) {
+    (void)value;
+    if (!known.count(std::string(key.str()))) {
+      return Status::invalid(path + ": unknown key '" + where + std::string(key.str()) + "'");
+    }
+  }
+  return Status::ok();
+}
+
+template <typename T>
+Status read(const toml::table& table, const char* key, const std::string& where,
+            const std::string& path, T& out) {
+  const toml::node* node = table.get(key);
+  if (!node) return Status::ok();
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (auto v = node->value<std::string>()) {
+      out = *v;
+      return Status::ok();
+    }
+    return Status::invalid(path + ": '" + where + key + "' must be a string");
+  } else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::optional<bool>>) {
+    if (auto v = node->value<bool>()) {
+      out = *v;
+      return Status::ok();
+    }
+    return Status::invalid(path + ": '" + where + key + "' must be true or false");
+  } else if constexpr (std::is_same_v<T, std::optional<double>>) {
+    if (auto v = node->value<double>(); v && *v >= 0) {
+      out = *v;
+      return Status::ok();
+    }
+    return Status::invalid(path + ": '" + where + key + "' must be a number >= 0");
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    const toml::array* arr = node->as_array();
+    if (!arr) return Status::invalid(path + ": '" + where + key + "' must be a list of strings");
+    out.clear();
+    for (const auto& item : *arr) {
+      auto v = item.value<std::string>();
+      if (!v) return Status::invalid(path + ": '" + where + key + "' must be a list of strings");
+      out.push_back(*v);
+    }
+    return Status::ok();
+  } else {
+    if (auto v = node->value<int64_t>();
+        v && *v >= 0 && *v <= static_cast<int64_t>(std::numeric_limits<T>::max())) {
+      out = static_cast<T>(*v);
+      return Status::ok();
+    }
+    return Status::invalid(path + ": '" + where + key + "' must be a whole number from 0 to " +
+                           std::to_string(std::numeric_limits<T>::max()));
+  }
+}
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return Status::invalid("'" + text + "': give HOST:PORT, e.g. 127.0.0.1:8585");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535) {
+    return Status::invalid("'" + text + "': the port must be a number from 0 to 65535");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(std::stoul(port)));
+}
+
+Status load_config(const std::string& path, ServeConfig& c) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return Status::invalid(path + ":" + std::to_string(where.line) + ":" +
+                           std::to_string(where.column) + ": " + std::string(e.description()));
+  }
+  if (Status s = unknown_keys(root, "", {"data", "region", "api", "smtp", "delivery", "quota",
+                                         "account"},
+                              path);
+      !s)
+    return s;
+  if (Status s = read(root, "data", "", path, c.data_dir); !s) return s;
+  if (Status s = read(root, "region", "", path, c.region); !s) return s;
+  auto section = [&](const char* name) -> Result<const toml::table*> {
+    const toml::node* n = root.get(name);
+    if (!n) return static_cast<const toml::table*>(nullptr);
+    if (!n->is_table()) return Status::invalid(path + ": '" + name + "' must be a [table]");
+    return n->as_table();
+  };
+  std::string tls = "opportunistic";
+  struct Section {
+    const char* name;
+    std::set<std::string> keys;
+  };
+  for (const Section& sec :
+       {Section{"api", {"listen"}},
+        Section{"smtp", {"listen", "hostname", "tls_cert", "tls_key", "max_message_size"}},
+        Section{"delivery",
+                {"relay", "routes", "dns_servers", "smtp_port", "ehlo_name", "tls",
+                 "domain_connections", "total_connections", "retry_initial", "max_age"}},
+        Section{"quota", {"max_24_hour_send", "max_send_rate"}},
+        Section{"account", {"ses_compatible_escaping"}}}) {
+    auto t = section(sec.name);
+    if (!t) return t.status();
+    if (!*t) continue;
+    const toml::table& tab = **t;
+    std::string where = std::string(sec.name) + ".";
+    if (Status s = unknown_keys(tab, where, sec.keys, path); !s) return s;
+    std::string name = sec.name;
+    Status s;
+    if (name == "api") {
+      s = read(tab, "listen", where, path, c.api_listen);
+    } else if (name == "smtp") {
+      for (Status x : {read(tab, "listen", where, path, c.smtp_listen),
+                       read(tab, "hostname", where, path, c.smtp_hostname),
+                       read(tab, "tls_cert", where, path, c.tls_cert),
+                       read(tab, "tls_key", where, path, c.tls_key),
+                       read(tab, "max_message_size", where, path, c.max_message_size)}) {
+        if (!x) return x;
+      }
+    } else if (name == "delivery") {
+      for (Status x : {read(tab, "relay", where, path, c.relay),
+                       read(tab, "routes", where, path, c.routes),
+                       read(tab, "dns_servers", where, path, c.dns_servers),
+                       read(tab, "smtp_port", where, path, c.smtp_port),
+                       read(tab, "ehlo_name", where, path, c.ehlo_name),
+                       read(tab, "tls", where, path, tls),
+                       read(tab, "domain_connections", where, path, c.domain_connections),
+                       read(tab, "total_connections", where, path, c.total_connections),
+                       read(tab, "retry_initial", where, path, c.retry_initial),
+                       read(tab, "max_age", where, path, c.max_age)}) {
+        if (!x) return x;
+      }
+    } else if (name == "quota") {
+      for (Status x : {read(tab, "max_24_hour_send", where, path, c.max_24_hour_send),
+                       read(tab, "max_send_rate", where, path, c.max_send_rate)}) {
+        if (!x) return x;
+      }
+    } else if (name == "account") {
+      s = read(tab, "ses_compatible_escaping", where, path, c.ses_compatible_escaping);
+    }
+    if (!s) return s;
+  }
+  if (tls == "off")
+    c.tls = smtp::TlsMode::kOff;
+  else if (tls == "opportunistic")
+    c.tls = smtp::TlsMode::kOpportunistic;
+  else if (tls == "require")
+    c.tls = smtp::TlsMode::kRequire;
+  else
+    return Status::invalid(path + ": 'delivery.tls' must be off, opportunistic or require");
+  for (const auto& d : {c.retry_initial, c.max_age}) {
+    if (auto p = parse_duration(d); !p) return Status::invalid(path + ": '" + d + "': " + p.status().message());
+  }
+  if (c.domain_connections < 1 || c.total_connections < 1)
+    return Status::invalid(path + ": connection limits must be at least 1");
+  return Status::ok();
+}
+
+}  // namespace magnetic::service

@@ -1,0 +1,77 @@
+// The configuration of `magnetic serve`: a TOML file (all keys optional) with flags on top.
+//
+//   data = "magnetic-data"          # directory: metadata, spool, keys, logs
+//   region = "us-east-1"            # the region SMTP passwords are derived for
+//
+//   [api]
+//   listen = "127.0.0.1:8585"
+//
+//   [smtp]
+//   listen = "127.0.0.1:2587"       # "" turns SMTP submission off
+//   hostname = "localhost"          # greeting name and self-signed certificate name
+//   tls_cert = ""                   # PEM; both empty: self-signed, kept in <data>/tls/
+//   tls_key = ""
+//   max_message_size = 10485760
+//
+//   [delivery]
+//   relay = ""                      # HOST:PORT: everything through one smarthost
+//   routes = ["example.com=127.0.0.1:2525"]
+//   dns_servers = []                # IP[:PORT] instead of the system's resolver
+//   smtp_port = 25
+//   ehlo_name = "localhost"
+//   tls = "opportunistic"           # off, opportunistic or require
+//   domain_connections = 10
+//   total_connections = 200
+//   retry_initial = "1m"
+//   max_age = "24h"
+//
+//   [quota]                         # SES SendQuota, enforced on every send
+//   max_24_hour_send = 50000
+//   max_send_rate = 1000
+//
+//   [account]
+//   ses_compatible_escaping = false # true: {{x}} not HTML-escaped, as SES renders
+//
+// Unknown keys are errors (a typo must not silently leave a default in place).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "smtp/client.h"
+
+namespace magnetic::service {
+
+struct ServeConfig {
+  std::string data_dir = "magnetic-data";
+  std::string region = "us-east-1";
+  std::string api_listen = "127.0.0.1:8585";
+  std::string smtp_listen = "127.0.0.1:2587";
+  std::string smtp_hostname = "localhost";
+  std::string tls_cert, tls_key;
+  uint64_t max_message_size = 10 * 1024 * 1024;
+  std::string relay;
+  std::vector<std::string> routes;
+  std::vector<std::string> dns_servers;
+  uint16_t smtp_port = 25;
+  std::string ehlo_name = "localhost";
+  smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;
+  int domain_connections = 10;
+  int total_connections = 200;
+  std::string retry_initial = "1m";
+  std::string max_age = "24h";
+  std::optional<double> max_24_hour_send;
+  std::optional<double> max_send_rate;
+  std::optional<bool> ses_compatible_escaping;
+};
+
+// Reads a TOML file over the defaults. Errors name the file, the key and why.
+Status load_config(const std::string& path, ServeConfig& config);
+
+// "HOST:PORT" -> host and port; the port must be given (0 allowed: ephemeral).
+Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text);
+
+}  // namespace magnetic::service

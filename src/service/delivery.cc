@@ -1,0 +1,446 @@
+#include "service/delivery.h"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "base/log.h"
+#include "campaign/disposition_log.h"
+#include "feedback/reply_policy.h"
+#include "queue/retry_schedule.h"
+#include "queue/scheduler.h"
+
+namespace magnetic::service {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+using spool::RecipientState;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Lowers the calling thread's priority (Linux schedules threads one by one, so this leaves the
+// API's threads alone). Failure is harmless: delivery then runs at normal priority.
+void lower_priority(int nice) {
+  if (nice <= 0) return;
+  auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  (void)::setpriority(PRIO_PROCESS, tid, std::min(nice, 19));
+}
+
+}  // namespace
+
+struct DeliveryEngine::Impl {
+  Impl(DeliveryOptions o, spool::MessageSpool& s, dns::Resolver& r, SignerLookup sl,
+       PolicyLookup pl)
+      : options(std::move(o)),
+        spool(s),
+        resolver(r),
+        signers(std::move(sl)),
+        policies(std::move(pl)),
+        scheduler({.domain_connections = options.domain_connections,
+                   .total_connections = options.total_connections,
+                   .initial_backoff = options.slow_backoff,
+                   .max_backoff = std::chrono::minutes(5),
+                   .recover_after = 50}),
+        tls(std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client)),
+        log(logger("delivery")) {
+    retry.initial = options.retry_initial;
+    retry.max_age = options.max_age;
+    retry.max_delay = std::max(options.retry_initial, options.retry_max);
+    tls->set_verify_mode(asio::ssl::verify_none);
+    client_options.ehlo_name = options.ehlo_name;
+    client_options.tls = options.tls;
+    client_options.auth = options.relay_auth;
+  }
+
+  asio::awaitable<void> session(std::string domain, std::vector<dns::Target> targets);
+  void record(const spool::Claimed& r, const feedback::Verdict& v, const smtp::Reply& reply,
+              double duration_ms, const std::string& mx);
+  void record_failed(const spool::Claimed& r, const std::string& error);
+  bool route_claimed(std::vector<spool::Claimed>& claimed);
+  void flush_outcomes();
+  void control_loop();
+  // The message of a claimed recipient, signed with its identity's key.
+  Result<std::shared_ptr<const std::string>> signed_message(const spool::Claimed& r,
+                                                            std::string& envelope_from,
+                                                            MessagePolicy& policy);
+
+  DeliveryOptions options;
+  spool::MessageSpool& spool;
+  dns::Resolver& resolver;
+  SignerLookup signers;
+  PolicyLookup policies;
+  queue::Scheduler scheduler;
+  queue::RetrySchedule retry;
+  std::shared_ptr<asio::ssl::context> tls;
+  smtp::ClientOptions client_options;
+  std::shared_ptr<spdlog::logger> log;
+  asio::io_context io;
+  campaign::DispositionLog dispositions;
+  bool log_open = false;
+  DeliveryStats stats;
+
+  std::mutex routes_mu;
+  std::map<std::string, std::vector<dns::Target>> routes;
+  std::map<std::string, Clock::time_point> route_expiry;
+
+  std::mutex out_mu;
+  std::vector<spool::Outcome> outcomes;
+  std::vector<campaign::Disposition> records;
+
+  std::mutex wake_mu;
+  std::condition_variable wake_cv;
+  bool woken = false;
+  std::atomic<bool> stopping{false};
+  std::chrono::milliseconds grace{5000};
+  std::thread control;
+  std::vector<std::thread> io_threads;
+};
+
+DeliveryEngine::DeliveryEngine(DeliveryOptions options, spool::MessageSpool& spool,
+                               dns::Resolver& resolver, SignerLookup signers,
+                               PolicyLookup policies)
+    : impl_(std::make_unique<Impl>(std::move(options), spool, resolver, std::move(signers),
+                                   std::move(policies))) {}
+
+DeliveryEngine::~DeliveryEngine() { stop(); }
+
+const DeliveryStats& DeliveryEngine::stats() const { return impl_->stats; }
+
+void DeliveryEngine::record_suppressed(const std::string& message_id, const std::string& recipient,
+                                       const std::string& configuration_set) {
+  campaign::Disposition d;
+  d.time_ms = wall_ms();
+  d.message_id = message_id;
+  d.recipient = recipient;
+  d.status = "suppressed";
+  d.reason = "OnAccountSuppressionList";
+  d.reply = configuration_set.empty() ? "on the account suppression list"
+                                      : "on the suppression list (configuration set " +
+                                            configuration_set + ")";
+  std::lock_guard<std::mutex> lock(impl_->out_mu);
+  impl_->records.push_back(std::move(d));
+}
+
+void DeliveryEngine::wake() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->wake_mu);
+    impl_->woken = true;
+  }
+  impl_->wake_cv.notify_one();
+}
+
+Status DeliveryEngine::start() {
+  Impl& m = *impl_;
+  if (!m.options.disposition_log.empty()) {
+    if (Status s = m.dispositions.open(m.options.disposition_log); !s) return s;
+    m.log_open = true;
+  }
+  auto recovered = m.spool.recover();
+  if (!recovered) return recovered.status();
+  if (recovered->in_flight_reset) {
+    m.log->warn(
+        "{} recipients were in flight when the service stopped; they are sent again (possible "
+        "duplicates)",
+        recovered->in_flight_reset);
+    m.stats.possible_duplicates.fetch_add(recovered->in_flight_reset);
+  }
+  int threads = m.options.io_threads > 0 ? m.options.io_threads
+                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) {
+    m.io_threads.emplace_back([&m] {
+      lower_priority(m.options.nice);
+      auto work = asio::make_work_guard(m.io);
+      m.io.run();
+    });
+  }
+  m.control = std::thread([&m] {
+    lower_priority(m.options.nice);
+    m.control_loop();
+  });
+  return Status::ok();
+}
+
+void DeliveryEngine::stop(std::chrono::milliseconds grace) {
+  Impl& m = *impl_;
+  if (!m.control.joinable()) return;
+  m.grace = grace;
+  m.stopping.store(true);
+  wake();
+  m.control.join();
+  m.io.stop();
+  for (auto& t : m.io_threads) t.join();
+  m.io_threads.clear();
+}
+
+void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdict& v,
+                                  const smtp::Reply& reply, double duration_ms,
+                                  const std::string& mx) {
+  int64_t now = wall_ms();
+  spool::Outcome o;
+  o.id = r.id;
+  o.attempts = r.attempts + 1;
+  o.first_attempt_ms = r.first_attempt_ms ? r.first_attempt_ms : now;
+  o.reply = reply.to_string();
+  o.reason = v.reason;
+  switch (v.action) {
+    case feedback::Action::kDelivered:
+      o.state = RecipientState::kDelivered;
+      stats.delivered.fetch_add(1);
+      break;
+    case feedback::Action::kBounce:
+      o.state = RecipientState::kBounced;
+      stats.bounced.fetch_add(1);
+      break;
+    case feedback::Action::kRetry:
+    case feedback::Action::kRetryAndThrottle: {
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      double u = std::uniform_real_distribution<double>(0, 1)(rng);
+      o.next_attempt_ms = now + retry.delay_after(o.attempts, u).count();
+      if (retry.expired(o.first_attempt_ms, o.next_attempt_ms)) {
+        o.state = RecipientState::kExpired;
+        stats.expired.fetch_add(1);
+      } else {
+        o.state = RecipientState::kDeferred;
+        stats.deferred.fetch_add(1);
+      }
+      break;
+    }
+  }
+  campaign::Disposition d{now,        "",       r.message_id, r.email, 0, spool::state_name(o.state),
+                          o.reason,   o.reply,  o.attempts,   duration_ms, mx};
+  std::lock_guard<std::mutex> lock(out_mu);
+  outcomes.push_back(std::move(o));
+  records.push_back(std::move(d));
+}
+
+void DeliveryEngine::Impl::record_failed(const spool::Claimed& r, const std::string& error) {
+  int64_t now = wall_ms();
+  stats.failed.fetch_add(1);
+  spool::Outcome o{r.id, RecipientState::kFailed, r.attempts, 0, r.first_attempt_ms, error,
+                   "signingfailure"};
+  campaign::Disposition d{now,   "",          r.message_id, r.email, 0, "failed", "signingfailure",
+                          error, r.attempts, 0,            ""};
+  std::lock_guard<std::mutex> lock(out_mu);
+  outcomes.push_back(std::move(o));
+  records.push_back(std::move(d));
+}
+
+Result<std::shared_ptr<const std::string>> DeliveryEngine::Impl::signed_message(
+    const spool::Claimed& r, std::string& envelope_from, MessagePolicy& policy) {
+  auto stored = spool.message(r.message);
+  if (!stored) return stored.status();
+  auto data = std::make_shared<std::string>();
+  if (auto signer = signers ? signers(stored->identity) : nullptr) {
+    auto signature = signer->sign(stored->data);
+    if (!signature) return Status::internal("DKIM signing failed: " + signature.status().message());
+    data->reserve(signature->size() + stored->data.size());
+    data->append(*signature);
+  }
+  data->append(stored->data);
+  envelope_from = stored->envelope_from;
+  policy = policies ? policies(stored->configuration_set) : MessagePolicy{};
+  return std::shared_ptr<const std::string>(data);
+}
+
+asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
+                                                    std::vector<dns::Target> targets) {
+  auto executor = co_await asio::this_coro::executor;
+  smtp::SmtpClient client(executor, client_options, tls);
+  asio::steady_timer timer(executor);
+
+  smtp::Reply opened;
+  std::string mx;
+  for (const auto& t : targets) {
+    opened = co_await client.open(t.host, t.port);
+    if (opened.positive()) {
+      mx = t.host + ":" + std::to_string(t.port);
+      break;
+    }
+  }
+  if (!opened.positive()) {
+    feedback::Verdict v = feedback::classify_reply(opened);
+    std::string where = targets.empty()
+                            ? domain
+                            : targets.front().host + ":" + std::to_string(targets.front().port);
+    log->warn("{}: cannot deliver through {}: {} ({})", domain, where, opened.to_string(),
+              v.reason);
+    for (auto& r : scheduler.connection_failed(domain)) record(r, v, opened, 0, where);
+    scheduler.session_closed(domain);
+    co_return;
+  }
+
+  std::vector<std::string> rcpt(1);
+  auto idle_since = Clock::now();
+  while (!stopping.load()) {
+    auto task = scheduler.next(domain);
+    if (!task) {
+      // Keep the connection a little while: more may be claimed for this domain.
+      if (Clock::now() - idle_since > std::chrono::milliseconds(500)) break;
+      timer.expires_after(std::chrono::milliseconds(5));
+      co_await timer.async_wait(asio::use_awaitable);
+      continue;
+    }
+    auto t0 = Clock::now();
+    std::string envelope_from;
+    MessagePolicy policy;
+    auto message = signed_message(*task, envelope_from, policy);
+    if (!message) {
+      record_failed(*task, message.status().message());
+      idle_since = Clock::now();
+      continue;
+    }
+    if (policy.require_tls && !client.capabilities().tls_active) {
+      // The configuration set asks for TLS and this receiver did not offer it: deferred, as SES
+      // does, until the message is too old.
+      smtp::Reply no_tls;
+      no_tls.code = 454;
+      no_tls.enhanced = "4.7.5";
+      no_tls.text = "TLS required by the configuration set and not offered by " + mx;
+      no_tls.stage = "starttls";
+      record(*task, feedback::classify_reply(no_tls), no_tls, 0, mx);
+      idle_since = Clock::now();
+      continue;
+    }
+    rcpt[0] = task->email;
+    smtp::TransactionResult result = co_await client.send(envelope_from, rcpt, **message);
+    const smtp::Reply& reply = smtp::deciding_reply(result);
+    if (reply.no_reply() && result.final_dot_sent) stats.possible_duplicates.fetch_add(1);
+    feedback::Verdict v = feedback::classify_reply(reply);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    record(*task, v, reply, ms, mx);
+    if (v.action == feedback::Action::kDelivered) scheduler.delivered(domain);
+    if (v.action == feedback::Action::kRetryAndThrottle) scheduler.slow_down(domain);
+    idle_since = Clock::now();
+    if (!client.usable() || v.close_connection) break;
+  }
+  co_await client.close();
+  scheduler.session_closed(domain);
+}
+
+bool DeliveryEngine::Impl::route_claimed(std::vector<spool::Claimed>& claimed) {
+  std::vector<spool::Claimed> keep;
+  keep.reserve(claimed.size());
+  auto now = Clock::now();
+  for (auto& r : claimed) {
+    {
+      std::lock_guard<std::mutex> lock(routes_mu);
+      auto it = routes.find(r.domain);
+      if (it != routes.end() && route_expiry[r.domain] > now) {
+        keep.push_back(std::move(r));
+        continue;
+      }
+    }
+    auto targets = resolver.resolve(r.domain);
+    if (targets && !targets->empty()) {
+      std::lock_guard<std::mutex> lock(routes_mu);
+      routes[r.domain] = *targets;
+      // The resolver caches by TTL; this copy is only kept for a short while.
+      route_expiry[r.domain] = now + std::chrono::minutes(5);
+      keep.push_back(std::move(r));
+      continue;
+    }
+    smtp::Reply synthetic = feedback::routing_failure_reply(
+        r.domain, targets.is_ok() ? Status::ok() : targets.status());
+    feedback::Verdict v = feedback::classify_reply(synthetic);
+    if (synthetic.code / 100 == 4) v.reason = "networkerror";
+    record(r, v, synthetic, 0, "");
+  }
+  claimed = std::move(keep);
+  return !claimed.empty();
+}
+
+void DeliveryEngine::Impl::flush_outcomes() {
+  std::vector<spool::Outcome> pending;
+  std::vector<campaign::Disposition> lines;
+  {
+    std::lock_guard<std::mutex> lock(out_mu);
+    pending.swap(outcomes);
+    lines.swap(records);
+  }
+  if (pending.empty() && lines.empty()) return;
+  if (log_open) {
+    for (const auto& d : lines) dispositions.add(d);
+    if (Status s = dispositions.flush(); !s) log->warn("{}", s.message());
+  }
+  for (int attempt = 0; !pending.empty(); ++attempt) {
+    Status s = spool.commit_outcomes(pending, wall_ms());
+    if (s) break;
+    log->warn("spool commit failed ({}), retrying", s.message());
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5))));
+  }
+}
+
+void DeliveryEngine::Impl::control_loop() {
+  size_t low_water = std::max<size_t>(options.claim_batch, 64);
+  Clock::time_point stop_seen{};
+  auto next_claim = Clock::now();
+  while (true) {
+    flush_outcomes();
+    bool stop_now = stopping.load();
+    if (stop_now) {
+      if (stop_seen == Clock::time_point{}) stop_seen = Clock::now();
+      if (scheduler.active_sessions() == 0 || Clock::now() - stop_seen > grace) break;
+    }
+    bool claimed_any = false;
+    if (!stop_now && scheduler.ready() < low_water && Clock::now() >= next_claim) {
+      auto claimed = spool.claim_due(wall_ms(), options.claim_batch);
+      if (!claimed) {
+        log->warn("spool claim failed: {}", claimed.status().message());
+      } else if (!claimed->empty()) {
+        claimed_any = true;
+        if (route_claimed(*claimed)) scheduler.add(std::move(*claimed));
+      } else {
+        // Nothing due: look again when woken, or in a while for deferred recipients.
+        next_claim = Clock::now() + std::chrono::milliseconds(250);
+      }
+    }
+    if (!stop_now) {
+      for (const auto& domain : scheduler.sessions_to_open()) {
+        std::vector<dns::Target> targets;
+        {
+          std::lock_guard<std::mutex> lock(routes_mu);
+          targets = routes[domain];
+        }
+        asio::co_spawn(io, session(domain, std::move(targets)), asio::detached);
+      }
+    }
+    if (claimed_any) continue;
+    std::unique_lock<std::mutex> lock(wake_mu);
+    auto wait = scheduler.ready() > 0 || scheduler.active_sessions() > 0
+                    ? std::chrono::milliseconds(2)
+                    : std::chrono::milliseconds(50);
+    if (wake_cv.wait_for(lock, wait, [&] { return woken; })) {
+      woken = false;
+      next_claim = Clock::now();
+    }
+  }
+  flush_outcomes();
+  // Recipients claimed and never sent go back to due, and so does the recipient of a session
+  // cut short (its message may have gone through: a possible duplicate).
+  int cut = scheduler.active_sessions();
+  if (cut) log->warn("stopping without waiting for {} sessions still in a transaction", cut);
+  scheduler.drain();
+  (void)spool.recover();
+}
+
+}  // namespace magnetic::service

@@ -1,0 +1,92 @@
+// The delivery engine of `magnetic serve`: runs for as long as the service does, taking due
+// recipients of stored messages from the message spool, handing them to delivery sessions per
+// destination domain, and committing each outcome (delivered, deferred, bounced, expired) in
+// groups, with a line per attempt in the disposition log.
+//
+// The moving parts are those of a campaign run (campaign/send.cc): queue::Scheduler decides how
+// many sessions each domain gets and when it must rest; smtp::SmtpClient speaks SMTP;
+// feedback::classify_reply decides what each reply means. Messages are signed at delivery with
+// the key of the identity they were accepted for, so a key rotated in the store applies to mail
+// still waiting.
+//
+// Threads: one control thread (claim, route, commit) and a pool of I/O threads running the
+// sessions as coroutines. DNS lookups run on the control thread (dns::Resolver blocks).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "dkim/signer.h"
+#include "dns/resolver.h"
+#include "smtp/client.h"
+#include "spool/message_spool.h"
+
+namespace magnetic::service {
+
+struct DeliveryOptions {
+  int domain_connections = 10;
+  int total_connections = 200;
+  size_t claim_batch = 1000;
+  std::chrono::milliseconds max_age{std::chrono::hours(24)};  // SES keeps retrying ~ 14 h
+  std::chrono::milliseconds retry_initial{std::chrono::minutes(1)};
+  std::chrono::milliseconds retry_max{std::chrono::hours(1)};
+  std::chrono::milliseconds slow_backoff{std::chrono::seconds(5)};
+  std::string ehlo_name = "localhost";
+  smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;
+  std::optional<smtp::Credentials> relay_auth;
+  int io_threads = 0;            // 0: one per core
+  // Scheduling priority of the delivery threads, as nice(1) counts (0..19). Accepting is what
+  // clients wait on; delivery is throughput and catches up: on a busy machine the API and SMTP
+  // submission answer first. 0 gives delivery the same share as everything else.
+  int nice = 10;
+  std::string disposition_log;   // JSON lines, one per attempt; empty: none
+};
+
+struct DeliveryStats {
+  std::atomic<uint64_t> delivered{0}, bounced{0}, deferred{0}, expired{0}, failed{0};
+  std::atomic<uint64_t> possible_duplicates{0};  // replies lost after the final dot
+};
+
+// The signer for an identity, or nullptr to send unsigned. Called on I/O threads; must be
+// thread-safe and fast (cache).
+using SignerLookup =
+    std::function<std::shared_ptr<const dkim::DkimSigner>(const std::string& identity)>;
+
+// What configuration sets ask of delivery. Called on I/O threads; must be thread-safe.
+struct MessagePolicy {
+  bool require_tls = false;  // DeliveryOptions.TlsPolicy REQUIRE
+};
+using PolicyLookup = std::function<MessagePolicy(const std::string& configuration_set)>;
+
+class DeliveryEngine {
+ public:
+  DeliveryEngine(DeliveryOptions options, spool::MessageSpool& spool, dns::Resolver& resolver,
+                 SignerLookup signers, PolicyLookup policies);
+  ~DeliveryEngine();
+
+  // Recovers in-flight recipients (a crash), then starts the threads.
+  Status start();
+  // Lets sessions finish their message (up to `grace`), records outcomes, and joins.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  // New mail was accepted: claim without waiting for the next poll.
+  void wake();
+
+  // Writes the disposition line of a recipient that was accepted and never attempted because it
+  // is suppressed (its spool state is set at acceptance). Thread-safe.
+  void record_suppressed(const std::string& message_id, const std::string& recipient,
+                         const std::string& configuration_set);
+
+  const DeliveryStats& stats() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace magnetic::service

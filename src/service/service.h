@@ -1,0 +1,50 @@
+// The running service behind `magnetic serve`: the message spool, the delivery engine, and the
+// submission policy (service::Submitter) that the HTTP API and SMTP submission share.
+//
+// submit() checks every message against the store (From identity, configuration set, account
+// sending and quota), marks suppressed recipients, and hands the accepted ones to a committer
+// thread that writes everything that arrived meanwhile in one spool transaction: concurrent
+// API and SMTP clients share each fsync (group commit), and each caller returns once its own
+// messages are durable.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "dns/resolver.h"
+#include "service/delivery.h"
+#include "service/submit.h"
+#include "store/store.h"
+
+namespace magnetic::service {
+
+struct ServiceOptions {
+  std::string spool_path;  // the message spool file
+  DeliveryOptions delivery;
+  dns::ResolverOptions resolver;
+};
+
+class Service : public Submitter {
+ public:
+  static Result<std::unique_ptr<Service>> start(ServiceOptions options, store::Store& store);
+  ~Service() override;
+
+  std::vector<SubmitResult> submit(std::vector<OutboundMessage> messages) override;
+
+  // Stops accepting, lets delivery finish what is in flight (up to the grace time), and joins.
+  void stop();
+
+  const DeliveryStats& delivery_stats() const;
+  spool::MessageSpool& spool();
+
+  struct Impl;
+
+ private:
+  explicit Service(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace magnetic::service

@@ -1,0 +1,96 @@
+// The message spool of `magnetic serve`: complete messages submitted through the API or SMTP,
+// stored whole with one row per envelope recipient, in SQLite (WAL, synchronous=FULL).
+//
+// Unlike a campaign (spool.h), whose recipients share one template and are rendered at delivery,
+// every message here was rendered when it was accepted; the spool keeps its bytes until every
+// one of its recipients is final. The recipient states and the recovery rule are the
+// campaign's: a recipient is marked in flight before it is handed to egress, and after a crash
+// the in-flight ones are made due again (possible duplicates), so nothing accepted is lost.
+//
+// Thread-safety: serialized by a mutex; any thread may call it. Accepts from many API and SMTP
+// handlers are committed together by the caller (service/), one transaction per group.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "spool/spool.h"
+
+struct sqlite3;
+
+namespace magnetic::spool {
+
+struct NewMessage {
+  std::string message_id;  // SES MessageId, unique
+  std::string identity;    // the identity whose key signs it
+  std::string configuration_set;
+  std::string envelope_from;
+  std::string data;  // the whole message, unsigned
+  struct Recipient {
+    std::string email;
+    std::string domain;
+    bool suppressed = false;  // accepted, recorded as suppressed, never attempted
+  };
+  std::vector<Recipient> recipients;
+};
+
+struct StoredMessage {
+  int64_t row = 0;
+  std::string message_id, identity, configuration_set, envelope_from, data;
+};
+
+// A recipient of a stored message claimed for delivery. `id` is the recipient's row,
+// `message` the message's row (for message()), `message_id` its SES MessageId.
+using ClaimedRecipient = Claimed;
+
+struct MessageSpoolCounts {
+  uint64_t messages = 0;  // messages with recipients not yet final
+  uint64_t pending = 0, in_flight = 0, deferred = 0, delivered = 0, bounced = 0, expired = 0,
+           suppressed = 0, failed = 0;
+};
+
+class MessageSpool {
+ public:
+  static Result<std::unique_ptr<MessageSpool>> open(const std::string& path);
+  ~MessageSpool();
+
+  // One transaction for the whole group. A message_id already present is refused (the group
+  // fails as a whole: ids come from new_id() and never repeat).
+  Status accept(const std::vector<NewMessage>& messages, int64_t now_ms);
+
+  // Marks up to `limit` due recipients in flight (deferred ones whose time has come, oldest
+  // first, then pending ones in order of acceptance) and returns them.
+  Result<std::vector<ClaimedRecipient>> claim_due(int64_t now_ms, size_t limit);
+
+  Result<StoredMessage> message(int64_t row);
+
+  // Records outcomes in one transaction; the body of a message whose recipients are all final
+  // is dropped in the same transaction (its row and recipients' states are kept).
+  Status commit_outcomes(const std::vector<Outcome>& outcomes, int64_t now_ms);
+
+  // In-flight recipients back to due (at start, after a crash or a stop). Returns how many.
+  Result<RecoveryReport> recover();
+
+  Result<int64_t> next_deferred_time();  // -1 if none
+  Result<MessageSpoolCounts> counts();
+
+  // The state of each recipient of a message, for tests and tools: (email, state, reason).
+  struct RecipientStatus {
+    std::string email;
+    RecipientState state;
+    std::string reason, reply;
+    int attempts = 0;
+  };
+  Result<std::vector<RecipientStatus>> recipients_of(const std::string& message_id);
+
+ private:
+  explicit MessageSpool(sqlite3* db) : db_(db) {}
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace magnetic::spool
