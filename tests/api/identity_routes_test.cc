@@ -155,16 +155,15 @@ TEST(IdentityRoutes, ListAndDelete) {
   ASSERT_EQ(server.post("/v2/email/identities", {{"EmailIdentity", "b@a.example"}}).status, 200);
   Response r = server.get("/v2/email/identities?PageSize=2");
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(r.json(), json({{"EmailIdentities",
-                             {{{"IdentityType", "DOMAIN"},
-                               {"IdentityName", "a.example"},
-                               {"SendingEnabled", true},
-                               {"VerificationStatus", "SUCCESS"}},
-                              {{"IdentityType", "EMAIL_ADDRESS"},
-                               {"IdentityName", "b@a.example"},
-                               {"SendingEnabled", true},
-                               {"VerificationStatus", "SUCCESS"}}}},
-                            {"NextToken", "2"}}));
+  EXPECT_TRUE(r.json()["NextToken"].is_string());
+  EXPECT_EQ(r.json()["EmailIdentities"], json({{{"IdentityType", "DOMAIN"},
+                                                {"IdentityName", "a.example"},
+                                                {"SendingEnabled", true},
+                                                {"VerificationStatus", "SUCCESS"}},
+                                               {{"IdentityType", "EMAIL_ADDRESS"},
+                                                {"IdentityName", "b@a.example"},
+                                                {"SendingEnabled", true},
+                                                {"VerificationStatus", "SUCCESS"}}}));
   ASSERT_EQ(server.del("/v2/email/identities/a.example").status, 200);
   r = server.del("/v2/email/identities/a.example");
   EXPECT_EQ(r.status, 404);

@@ -37,9 +37,10 @@ TEST(Server, AuthenticationFailures) {
 
   o = {};
   o.key_id = "AKIAUNKNOWNKEY000000";
+  o.secret = "whatever";
   expect_error(server.call("GET", "/v2/email/account", "", o), 403, "UnrecognizedClientException");
 
-  ASSERT_TRUE(server.fake().revoke_key(kKeyId).is_ok());
+  ASSERT_TRUE(server.store().revoke_key(server.key_id()).is_ok());
   expect_error(server.get("/v2/email/account"), 403, "UnrecognizedClientException");
 }
 
@@ -57,7 +58,7 @@ TEST(Server, ClockSkew) {
 }
 
 TEST(Server, SkewLimitIsAnOption) {
-  TestServer server(nullptr, [](ApiOptions& o) { o.max_clock_skew = 60s; });
+  TestServer server([](ApiOptions& o) { o.max_clock_skew = 60s; });
   RequestOptions o;
   o.when = kNow - 61s;
   expect_error(server.call("GET", "/v2/email/account", "", o), 403, "InvalidSignatureException");
@@ -96,7 +97,7 @@ TEST(Server, BodiesThatAreNotJsonObjects) {
 }
 
 TEST(Server, BodyLimit) {
-  TestServer server(nullptr, [](ApiOptions& o) { o.max_body = 1000; });
+  TestServer server([](ApiOptions& o) { o.max_body = 1000; });
   std::string big = "{\"TemplateName\":\"" + std::string(2000, 'x') + "\"}";
   std::string out = server.raw(server.signed_text("POST", "/v2/email/templates", big));
   EXPECT_EQ(out.substr(0, 12), "HTTP/1.1 413");

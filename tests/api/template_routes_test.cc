@@ -110,11 +110,13 @@ TEST(TemplateRoutes, ListPages) {
   Response r = server.get("/v2/email/templates?PageSize=2");
   ASSERT_EQ(r.status, 200) << r.body;
   double created = static_cast<double>(duration_cast<seconds>(kNow.time_since_epoch()).count());
-  EXPECT_EQ(r.json(), json({{"TemplatesMetadata",
-                             {{{"TemplateName", "a"}, {"CreatedTimestamp", created}},
-                              {{"TemplateName", "b"}, {"CreatedTimestamp", created}}}},
-                            {"NextToken", "2"}}));
-  r = server.get("/v2/email/templates?PageSize=2&NextToken=2");
+  json page = r.json();
+  EXPECT_EQ(page["TemplatesMetadata"],
+            json({{{"TemplateName", "a"}, {"CreatedTimestamp", created}},
+                  {{"TemplateName", "b"}, {"CreatedTimestamp", created}}}));
+  ASSERT_TRUE(page["NextToken"].is_string());
+  r = server.get("/v2/email/templates?PageSize=2&NextToken=" +
+                 TestServer::encode(page["NextToken"]));
   EXPECT_EQ(
       r.json(),
       json({{"TemplatesMetadata", {{{"TemplateName", "c"}, {"CreatedTimestamp", created}}}}}));
