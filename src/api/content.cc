@@ -411,6 +411,19 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
     at = eol + 2;
   }
 
+  // RFC 5322 section 3.6 (and RFC 2045 for the MIME fields): these appear at most once. A second
+  // From or Subject is how a message shows one sender to a filter and another to a reader.
+  for (const char* once : {"From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date",
+                           "Message-ID", "In-Reply-To", "References", "MIME-Version",
+                           "Content-Type", "Content-Transfer-Encoding"}) {
+    size_t n = std::count_if(fields.begin(), fields.end(),
+                             [&](const Field& f) { return iequals(f.name, once); });
+    if (n > 1) {
+      return Status::invalid(field + ": the message has " + std::to_string(n) + " " + once +
+                             " fields; at most one is allowed.");
+    }
+  }
+
   // What the fields say, and which of them stay.
   RawMessage out;
   bool has_id = false, has_date = false;
@@ -428,7 +441,18 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
     if (iequals(f.name, "From")) {
       std::vector<mail::Mailbox> from;
       if (Status s = list(&from); !s) return s;
-      if (!from.empty() && !out.from) out.from = from.front();
+      if (from.size() != 1) {
+        return Status::invalid(field + ": the From field must name exactly one mailbox (it names " +
+                               std::to_string(from.size()) + ").");
+      }
+      out.from = from.front();
+    } else if (iequals(f.name, "Sender")) {
+      std::vector<mail::Mailbox> sender;
+      if (Status s = list(&sender); !s) return s;
+      if (sender.size() != 1) {
+        return Status::invalid(field + ": the Sender field must name exactly one mailbox.");
+      }
+      out.sender = sender.front();
     } else if (iequals(f.name, "To")) {
       if (Status s = list(&out.header_recipients.to); !s) return s;
     } else if (iequals(f.name, "Cc")) {

@@ -73,7 +73,8 @@ Result<TemplateText> render_template(const CompiledTemplate& t, const nlohmann::
 // reads them), a Message-ID and Date added when missing.
 struct RawMessage {
   std::string data;
-  std::optional<mail::Mailbox> from;  // the From field's (first) mailbox
+  std::optional<mail::Mailbox> from;    // the From field's mailbox
+  std::optional<mail::Mailbox> sender;  // the Sender field's, when there is one
   Destination header_recipients;      // from To, Cc and Bcc
   std::string configuration_set;      // X-SES-CONFIGURATION-SET, may be empty
   TagList tags;                       // X-SES-MESSAGE-TAGS

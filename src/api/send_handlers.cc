@@ -326,6 +326,7 @@ Reply send_email(Services& s, Call& c) {
     }
     if (auto e = check_envelope_senders(s, sender, other_from)) return *e;
     message.from = prepared->from->address();
+    if (prepared->sender) message.sender = prepared->sender->address();
     if (message.envelope_from.empty() && sender.from)
       message.envelope_from = sender.from->address();
     message.recipients = envelope(to);

@@ -219,6 +219,7 @@ int serve_command(const ServeArgs& args) {
       service::OutboundMessage m;
       m.message_id = id;
       m.from = prepared->from->address();
+      if (prepared->sender) m.sender = prepared->sender->address();
       m.envelope_from = env.mail_from;
       m.recipients = std::move(env.rcpt_to);
       m.configuration_set = prepared->configuration_set;

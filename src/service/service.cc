@@ -329,12 +329,16 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
              {}};
       continue;
     }
-    // The envelope sender (FeedbackForwardingEmailAddress, MAIL FROM) must be verified too:
-    // bounces go there.
-    if (!msg.envelope_from.empty() && !m.sender_identity(msg.envelope_from)) {
+    // The envelope sender (FeedbackForwardingEmailAddress, MAIL FROM) and a Sender field must be
+    // verified too (SES checks From, Sender, Return-Path): bounces go there, readers see it.
+    std::string unverified;
+    for (const std::string* other : {&msg.envelope_from, &msg.sender}) {
+      if (!other->empty() && !m.sender_identity(*other)) unverified = *other;
+    }
+    if (!unverified.empty()) {
       res = {Refusal::kMessageRejected,
              "Email address is not verified. The following identities failed the check: " +
-                 msg.envelope_from,
+                 unverified,
              "",
              {}};
       continue;

@@ -22,6 +22,7 @@ struct OutboundMessage {
                            // empty: submit() makes one
   std::string from;        // the From address (addr-spec), checked against identities
   std::string envelope_from;            // MAIL FROM; empty: the From address
+  std::string sender;                   // a Sender field's address; checked like From
   std::vector<std::string> recipients;  // envelope RCPT TO, addr-specs (To, Cc and Bcc)
   std::string configuration_set;        // may be empty
   std::vector<std::pair<std::string, std::string>> tags;  // EmailTags / X-SES-MESSAGE-TAGS

@@ -214,6 +214,37 @@ def main():
             h.check_eq(e.smtp_code, 554, f"reply to a From that is no identity ({e.smtp_error!r})")
             h.check(b"not verified" in e.smtp_error, f"the reply says why: {e.smtp_error!r}")
         s.close()
+        # Regression (unverified_envelope_sender): MAIL FROM of an unverified domain, with a
+        # verified From field, is refused at MAIL; so is the null sender.
+        s = connect(smtp_port)
+        s.login(user, password)
+        code, text = s.mail("bounces@evil.invalid")
+        h.check_eq(code, 554, f"MAIL FROM an unverified domain: {text!r}")
+        h.check(b"not verified" in text, f"the reply says why: {text!r}")
+        s.rset()
+        code, text = s.mail("")
+        h.check_eq(code, 553, f"MAIL FROM:<> on submission: {text!r}")
+        s.close()
+        # Regression (raw_duplicate_from_spoofing): a second From field and an unverified Sender.
+        s = connect(smtp_port)
+        s.login(user, password)
+        for extra, what in ((b"From: x@evil.invalid", b"2 From fields"),
+                            (b"Sender: x@evil.invalid", b"not verified")):
+            msg = extra + b"\r\n" + message("spoof@a.example", "spoof", "x\n")
+            try:
+                s.sendmail(FROM_ADDR, ["spoof@a.example"], msg)
+                h.fail(f"a message with {extra} was accepted")
+            except smtplib.SMTPDataError as e:
+                h.check_eq(e.smtp_code, 554, f"reply to {extra} ({e.smtp_error!r})")
+                h.check(what in e.smtp_error, f"the reply says why: {e.smtp_error!r}")
+            s.rset()
+        s.close()
+        # A second service on the same data directory refuses to start.
+        rc, out, err = h.magnetic("serve", "--data", data, "--api-listen", "127.0.0.1:0",
+                                  "--smtp-listen", "127.0.0.1:0", "--relay", "127.0.0.1:9", timeout=30)
+        h.check_eq(rc, 1, "a second serve on the same data directory")
+        h.check("in use by another magnetic serve" in err, f"it says why: {err!r}")
+        h.check(os.path.exists(os.path.join(data, "listen.json")), "the first service's listen.json stays")
         passed += 1
 
         # The accepted recipients count against the quota (the suppressed one too, as SES counts
