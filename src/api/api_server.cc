@@ -36,5 +36,6 @@ ApiServer::~ApiServer() { stop(); }
 uint16_t ApiServer::port() const { return impl_->http->port(); }
 
 void ApiServer::stop() { impl_->http->stop(); }
+void ApiServer::drain(std::chrono::milliseconds grace) { impl_->http->drain(grace); }
 
 }  // namespace magnetic::api

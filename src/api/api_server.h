@@ -48,6 +48,8 @@ class ApiServer {
   ~ApiServer();
   uint16_t port() const;
   void stop();
+  // Graceful: requests being handled get their answers first (see HttpServer::drain).
+  void drain(std::chrono::milliseconds grace);
 
   struct Impl;
   explicit ApiServer(std::unique_ptr<Impl> impl);

@@ -26,7 +26,9 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <cstdio>
+#include <atomic>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "base/log.h"
@@ -60,6 +62,7 @@ struct ServerState {
   uint16_t port = 0;
   asio::thread_pool pool;
 
+  std::atomic<bool> draining{false};
   std::mutex mu;  // guards what follows
   bool stopped = false;
   uint64_t next_connection = 0;
@@ -118,6 +121,8 @@ class Connection {
 
   asio::any_io_executor executor() { return stream_.get_executor(); }
 
+  bool busy() const { return busy_.load(); }
+
   void close_soon(std::shared_ptr<Connection> self) {
     asio::post(stream_.get_executor(), [self] {
       boost::system::error_code ec;
@@ -143,7 +148,9 @@ class Connection {
       // The header. A quiet client on a kept-alive connection is closed without a response.
       stream_.expires_after(first ? options.header_timeout : options.idle_timeout);
       first = false;
+      if (state_->draining.load()) break;
       co_await http::async_read_header(stream_, buffer, parser, redirect_error(use_awaitable, ec));
+      busy_.store(!ec);
       if (ec) {
         if (ec == http::error::header_limit) {
           refusal = {431, "request header fields too large"};
@@ -194,8 +201,11 @@ class Connection {
       // Named awaitables: GCC 12 destroys some temporaries of a co_await expression twice.
       auto pending = run_on_pool(state->pool, std::move(job));
       HttpResponse response = co_await std::move(pending);
+      keep_alive = keep_alive && !state_->draining.load();
       auto writing = write(std::move(response), keep_alive);
-      if (!co_await std::move(writing) || !keep_alive) break;
+      bool written = co_await std::move(writing);
+      busy_.store(false);
+      if (!written || !keep_alive) break;
     }
     if (refusal.first != 0) {
       HttpResponse response = plain_error(refusal.first, refusal.second);
@@ -210,6 +220,7 @@ class Connection {
   }
 
  private:
+  std::atomic<bool> busy_{false};  // between a request's header and its response's last byte
   static bool is_protocol_error(const boost::system::error_code& ec) {
     return ec.category() == http::make_error_code(http::error::bad_target).category() &&
            ec != http::error::end_of_stream && ec != http::error::partial_message;
@@ -352,6 +363,33 @@ void HttpServer::stop() {
     impl_->joined = true;
     state->pool.join();
   }
+}
+
+void HttpServer::drain(std::chrono::milliseconds grace) {
+  std::shared_ptr<ServerState> state = impl_->state;
+  state->draining.store(true);
+  asio::post(state->acceptor.get_executor(), [state] {
+    boost::system::error_code ec;
+    state->acceptor.close(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<std::shared_ptr<Connection>> idle;
+    size_t open = 0;
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      for (auto& [id, weak] : state->connections) {
+        if (auto c = weak.lock()) {
+          ++open;
+          if (!c->busy()) idle.push_back(std::move(c));
+        }
+      }
+    }
+    if (open == 0) break;
+    for (auto& c : idle) c->close_soon(c);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stop();
 }
 
 std::string http_date(std::chrono::system_clock::time_point when) {

@@ -71,6 +71,11 @@ class HttpServer {
   uint16_t port() const;
   // As the destructor; may be called more than once. Must not be called from a handler.
   void stop();
+  // A graceful stop: stops accepting, closes idle connections, lets each request being handled
+  // finish and its response go out (with "Connection: close"), then stop(). Waits at most
+  // `grace` for those requests. A client whose request was accepted gets its answer, so it
+  // does not send again what was already committed. Blocks; call it off the io threads.
+  void drain(std::chrono::milliseconds grace);
 
   struct Impl;
   explicit HttpServer(std::unique_ptr<Impl> impl);

@@ -251,18 +251,24 @@ int serve_command(const ServeArgs& args) {
   if (Status s = write_listen_file(config.data_dir + "/listen.json", listen); !s)
     return fail(s.message());
 
+  // SIGTERM: stop taking work, answer what is being handled (a request whose mail was committed
+  // gets its 200, so the client does not send it again), then stop delivery.
+  std::thread shutdown;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {
-    log->info("signal {}: stopping", sig);
-    (*api_server)->stop();
-    if (smtp_server) smtp_server->stop();
-    io.stop();
+    log->info("signal {}: stopping (requests in progress are answered first)", sig);
+    shutdown = std::thread([&] {
+      (*api_server)->drain(std::chrono::seconds(10));
+      if (smtp_server) smtp_server->stop();
+      io.stop();
+    });
   });
   std::vector<std::thread> threads;
   unsigned n = std::max(2u, std::thread::hardware_concurrency());
   for (unsigned i = 1; i < n; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  if (shutdown.joinable()) shutdown.join();
   smtp_server.reset();
   api_server->reset();
   (*service)->stop();

@@ -331,7 +331,11 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     record(*task, v, reply, ms, mx);
     if (v.action == feedback::Action::kDelivered) scheduler.delivered(domain);
-    if (v.action == feedback::Action::kRetryAndThrottle) scheduler.slow_down(domain);
+    if (v.action == feedback::Action::kRetryAndThrottle) {
+      scheduler.slow_down(domain);
+      log->info("{}: the receiver asked us to slow down ({}); {} session(s) allowed now", domain,
+                reply.to_string(), scheduler.session_limit(domain));
+    }
     idle_since = Clock::now();
     if (!client.usable() || v.close_connection) break;
   }
