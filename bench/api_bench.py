@@ -130,6 +130,14 @@ async def load(args):
         while next_req < args.requests and time.monotonic() < deadline:
             req = next_req
             next_req += 1
+            due = None
+            if args.rate:
+                # Open loop: request req is due at a fixed time whatever the answers before it
+                # took, and its latency counts from then (no coordinated omission).
+                due = start + req * args.entries / args.rate
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             body = bulk_body(req, args.entries)
             headers = h.sigv4_headers("POST", host, path, [], body, args.key_id, args.secret,
                                       headers={"Content-Type": "application/json"})
@@ -140,7 +148,7 @@ async def load(args):
                 errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
                 conn.close()
                 continue
-            latencies.append(time.monotonic() - t0)
+            latencies.append(time.monotonic() - (t0 if due is None or due > t0 else due))
             if status != 200:
                 errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
                 continue
@@ -153,6 +161,7 @@ async def load(args):
 
     await asyncio.gather(*(client() for _ in range(args.clients)))
     elapsed = time.monotonic() - start
+    delivered_when_sent = sink_count(args.sink_counter) if args.sink_counter else None
     lat = sorted(latencies)
     out = {
         "clients": args.clients, "requests": len(latencies), "entries_per_request": args.entries,
@@ -161,7 +170,11 @@ async def load(args):
         "entries_accepted_per_s": round(accepted / elapsed, 1),
         "latency_p50_ms": round(1000 * statistics.median(lat), 2) if lat else None,
         "latency_p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
+        "offered_entries_per_s": args.rate,
     }
+    if delivered_when_sent is not None:
+        # Accepted and not yet delivered when the clients stopped: what the spool held.
+        out["backlog_when_sent"] = accepted - delivered_when_sent
     if args.sink_counter:
         end = time.monotonic() + args.sink_timeout
         n = sink_count(args.sink_counter)
@@ -176,8 +189,16 @@ async def load(args):
 
 def setup(args):
     api = h.SesClient(args.api, args.key_id, args.secret)
-    # A domain identity with a key the service makes (RSA 2048, the SES default).
-    api.ok("POST", "/v2/email/identities", {"EmailIdentity": "bench.example"})
+    if args.dkim == "ed25519":
+        # BYODKIM with an Ed25519 key (RFC 8463), which the service signs with too.
+        pem = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519"], check=True,
+                             capture_output=True, text=True).stdout
+        api.ok("POST", "/v2/email/identities", {
+            "EmailIdentity": "bench.example",
+            "DkimSigningAttributes": {"DomainSigningSelector": "bench", "DomainSigningPrivateKey": pem}})
+    else:
+        # A domain identity with a key the service makes (RSA 2048, the SES default).
+        api.ok("POST", "/v2/email/identities", {"EmailIdentity": "bench.example"})
     api.ok("POST", "/v2/email/templates", {"TemplateName": "bench", "TemplateContent": TEMPLATE})
     dkim = api.ok("GET", "/v2/email/identities/bench.example")["DkimAttributes"]
     print(f"identity bench.example: DKIM {dkim.get('SigningAttributesOrigin')} "
@@ -238,6 +259,8 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("setup", "load", "stub", "selftest"):
         s = sub.add_parser(name)
+        if name == "setup":
+            s.add_argument("--dkim", choices=("rsa", "ed25519"), default="rsa")
         if name in ("setup", "load"):
             s.add_argument("--api", type=int, required=True)
             s.add_argument("--key-id", required=True)
@@ -246,6 +269,8 @@ def main():
             s.add_argument("--clients", type=int, default=32)
             s.add_argument("--requests", type=int, default=2000 if name == "load" else 4000)
             s.add_argument("--entries", type=int, default=50)
+            s.add_argument("--rate", type=float, default=0,
+                           help="offered entries/s, open loop (0: each client sends as fast as it can)")
         if name in ("load", "selftest", "stub"):
             s.add_argument("--max-seconds", type=float, default=120 if name != "stub" else 60)
         if name == "load":

@@ -7,6 +7,9 @@
 #   bench/api_bench.sh [REQUESTS]      REQUESTS calls per run (default 2000, i.e. 100,000 messages)
 #   CLIENTS=32 RUNS=3 bench/api_bench.sh
 #   KEEP=1 LOG_LEVEL=info bench/api_bench.sh   keep the work folder (logs, data) afterwards
+#   DKIM=ed25519 bench/api_bench.sh   the identity signs with an Ed25519 key (BYODKIM) instead
+#   RATE=5000 bench/api_bench.sh      open loop: offer 5,000 entries/s in all, whatever the answers
+#                                     take (latency counts from when each request was due)
 #
 # Everything listens on 127.0.0.1; every run is bounded by its request count and by MAX_SECONDS
 # of sending plus SINK_TIMEOUT of waiting for delivery.
@@ -60,10 +63,10 @@ for run in $(seq 1 "$RUNS"); do
   [ -s "$dir/data/listen.json" ] || { echo "serve did not start:"; cat "$dir/serve.log"; exit 1; }
   sleep 0.2  # listen.json may be written in more than one step
   api_port=$(json_field "$dir/data/listen.json" api | cut -d: -f2)
-  $PY bench/api_bench.py setup --api "$api_port" --key-id "$key_id" --secret "$secret"
+  $PY bench/api_bench.py setup --api "$api_port" --key-id "$key_id" --secret "$secret" --dkim "${DKIM:-rsa}"
   /usr/bin/time -f "%U %S %M" -o "$dir/time" \
     $PY bench/api_bench.py load --api "$api_port" --key-id "$key_id" --secret "$secret" \
-    --clients "$CLIENTS" --requests "$REQUESTS" --max-seconds "$MAX_SECONDS" \
+    --clients "$CLIENTS" --requests "$REQUESTS" --max-seconds "$MAX_SECONDS" --rate "${RATE:-0}" \
     --sink-counter "$dir/sink.counter" --sink-timeout "$SINK_TIMEOUT" > "$dir/result.json"
   if kill -TERM "$serve_pid" 2>/dev/null; then
     wait "$serve_pid" || echo "run $run: serve exited $? after SIGTERM"
@@ -81,6 +84,7 @@ print(f"run {sys.argv[2]}: {r['requests']} requests from {r['clients']} clients 
       f"{r['entries_accepted_per_s']} entries/s, latency p50 {r['latency_p50_ms']} ms, "
       f"p99 {r['latency_p99_ms']} ms; errors {r['errors'] or 'none'}; "
       f"{r['delivered']} delivered in {r['end_to_end_seconds']} s = {r['delivered_per_s']} msg/s"
+      + f"; {r['backlog_when_sent']} accepted and undelivered when sending stopped"
       + ("" if r["delivered_all"] else " (NOT ALL DELIVERED in time)"))
 PY
   cp "$dir/result.json" "$work/result$run.json"

@@ -75,8 +75,8 @@ Reply put_account_sending_attributes(Services& s, Call& c) {
 }
 
 Reply put_account_suppression_attributes(Services& s, Call& c) {
-  std::vector<std::string> reasons = read_reasons(c.body, "SuppressedReasons").value_or(
-      std::vector<std::string>{});
+  std::vector<std::string> reasons =
+      read_reasons(c.body, "SuppressedReasons").value_or(std::vector<std::string>{});
   c.body.finish({"ValidationAttributes"});
   if (c.error()) return *c.error();
   Result<store::Account> account = s.store.account();

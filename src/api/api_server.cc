@@ -10,8 +10,8 @@ struct ApiServer::Impl {
   std::unique_ptr<HttpServer> http;
 };
 
-Result<std::unique_ptr<ApiServer>> ApiServer::start(boost::asio::io_context& io,
-                                                    ApiOptions options, store::Store& store,
+Result<std::unique_ptr<ApiServer>> ApiServer::start(boost::asio::io_context& io, ApiOptions options,
+                                                    store::Store& store,
                                                     service::Submitter& submitter) {
   HttpServerOptions http;
   http.listen_host = options.listen_host;
@@ -20,9 +20,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(boost::asio::io_context& io,
   http.max_connections = options.max_connections;
   http.handler_threads = options.handler_threads;
   auto api = std::make_shared<SesApi>(store, submitter, std::move(options));
-  auto server = HttpServer::start(io, http, [api](HttpRequest& request) {
-    return api->handle(request);
-  });
+  auto server =
+      HttpServer::start(io, http, [api](HttpRequest& request) { return api->handle(request); });
   if (!server) return server.status();
   auto impl = std::make_unique<Impl>();
   impl->api = std::move(api);

@@ -11,10 +11,10 @@ namespace magnetic::api {
 namespace {
 
 bool check_name(Call& c, const std::string& name, const std::string& field) {
-  bool ok = !name.empty() && name.size() <= 64 &&
-            std::all_of(name.begin(), name.end(), [](char ch) {
-              return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
-            });
+  bool ok =
+      !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+      });
   if (!ok) {
     c.fail(field + " must be 1 to 64 ASCII letters, digits, '_' and '-'; got '" + name + "'.");
   }
@@ -88,8 +88,7 @@ nlohmann::json read_tracking(JsonObject& o, Need domain_need) {
   if (auto v = o.string("CustomRedirectDomain", domain_need, 1, 253)) {
     Result<mail::Mailbox> m = mail::parse_address("postmaster@" + *v);
     if (!m || m->domain.front() == '[') {
-      o.state()->fail(o.field("CustomRedirectDomain") + " is not a domain name; got '" + *v +
-                      "'.");
+      o.state()->fail(o.field("CustomRedirectDomain") + " is not a domain name; got '" + *v + "'.");
     }
     g["CustomRedirectDomain"] = m ? m->domain : *v;
   }

@@ -22,11 +22,22 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 // Fields the service writes itself or that would change who gets the message or how it parses.
-constexpr std::string_view kReservedHeaders[] = {
-    "Date",         "From",   "Sender",   "To",          "Cc",
-    "Bcc",          "Reply-To", "Subject", "Message-ID", "MIME-Version",
-    "Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Return-Path",
-    "DKIM-Signature", "Received"};
+constexpr std::string_view kReservedHeaders[] = {"Date",
+                                                 "From",
+                                                 "Sender",
+                                                 "To",
+                                                 "Cc",
+                                                 "Bcc",
+                                                 "Reply-To",
+                                                 "Subject",
+                                                 "Message-ID",
+                                                 "MIME-Version",
+                                                 "Content-Type",
+                                                 "Content-Transfer-Encoding",
+                                                 "Content-Disposition",
+                                                 "Return-Path",
+                                                 "DKIM-Signature",
+                                                 "Received"};
 
 bool has_control(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char ch) {
@@ -104,8 +115,9 @@ std::optional<Destination> read_destination(JsonObject& o, std::string_view key,
   d->finish();
   if (!d->ok()) return std::nullopt;
   if (out.count() == 0) {
-    o.state()->fail(o.field(key) + " must have at least one address in ToAddresses, "
-                                   "CcAddresses or BccAddresses.");
+    o.state()->fail(o.field(key) +
+                    " must have at least one address in ToAddresses, "
+                    "CcAddresses or BccAddresses.");
     return std::nullopt;
   }
   if (out.count() > kMaxRecipients) {
@@ -135,8 +147,8 @@ std::optional<HeaderList> read_headers(JsonObject& o, std::string_view key) {
     }
     for (unsigned char c : *name) {
       if (c < 33 || c > 126 || c == ':') {
-        o.state()->fail(h->field("Name") +
-                        " must be printable ASCII without spaces or ':'; got '" + *name + "'.");
+        o.state()->fail(h->field("Name") + " must be printable ASCII without spaces or ':'; got '" +
+                        *name + "'.");
         return std::nullopt;
       }
     }
@@ -159,8 +171,7 @@ std::optional<HeaderList> read_headers(JsonObject& o, std::string_view key) {
   return out;
 }
 
-std::optional<std::vector<mail::Attachment>> read_attachments(JsonObject& o,
-                                                              std::string_view key) {
+std::optional<std::vector<mail::Attachment>> read_attachments(JsonObject& o, std::string_view key) {
   std::optional<JsonArray> list = o.array(key);
   if (!list) return std::nullopt;
   std::vector<mail::Attachment> out;
@@ -172,11 +183,11 @@ std::optional<std::vector<mail::Attachment>> read_attachments(JsonObject& o,
     std::optional<std::string> file = a->string("FileName", Need::kRequired, 1, 255);
     std::optional<std::string> disposition =
         a->enumeration("ContentDisposition", {"ATTACHMENT", "INLINE"});
-    std::optional<std::string> description = a->string("ContentDescription", Need::kOptional, 0,
-                                                       1000);
+    std::optional<std::string> description =
+        a->string("ContentDescription", Need::kOptional, 0, 1000);
     std::optional<std::string> id = a->string("ContentId", Need::kOptional, 1, 78);
-    std::optional<std::string> encoding = a->enumeration(
-        "ContentTransferEncoding", {"BASE64", "QUOTED_PRINTABLE", "SEVEN_BIT"});
+    std::optional<std::string> encoding =
+        a->enumeration("ContentTransferEncoding", {"BASE64", "QUOTED_PRINTABLE", "SEVEN_BIT"});
     std::optional<std::string> type = a->string("ContentType", Need::kOptional, 1, 78);
     a->finish();
     if (!a->ok()) return std::nullopt;
@@ -205,8 +216,10 @@ std::optional<std::vector<mail::Attachment>> read_attachments(JsonObject& o,
       for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (slash == std::string::npos || !is_token(type->substr(0, slash)) ||
           !is_token(type->substr(slash + 1))) {
-        o.state()->fail(a->field("ContentType") + " must be a media type such as "
-                                                  "application/pdf; got '" + *type + "'.");
+        o.state()->fail(a->field("ContentType") +
+                        " must be a media type such as "
+                        "application/pdf; got '" +
+                        *type + "'.");
         return std::nullopt;
       }
       if (lower.starts_with("multipart/") || lower.starts_with("message/")) {
@@ -268,8 +281,9 @@ std::optional<nlohmann::json> read_template_data(JsonObject& o, std::string_view
   }
   nlohmann::json data = nlohmann::json::parse(*text, nullptr, false);
   if (data.is_discarded() || !data.is_object()) {
-    o.state()->fail(o.field(key) + " must be a JSON object in a string, e.g. "
-                                   "\"{\\\"name\\\":\\\"Alice\\\"}\".");
+    o.state()->fail(o.field(key) +
+                    " must be a JSON object in a string, e.g. "
+                    "\"{\\\"name\\\":\\\"Alice\\\"}\".");
     return std::nullopt;
   }
   return data;
@@ -289,8 +303,8 @@ HeaderList merge_headers(const HeaderList& base, const HeaderList& over) {
 TagList merge_tags(const TagList& base, const TagList& over) {
   TagList out;
   for (const auto& t : base) {
-    bool replaced = std::any_of(over.begin(), over.end(),
-                                [&](const auto& o) { return o.first == t.first; });
+    bool replaced =
+        std::any_of(over.begin(), over.end(), [&](const auto& o) { return o.first == t.first; });
     if (!replaced) out.push_back(t);
   }
   out.insert(out.end(), over.begin(), over.end());
@@ -347,8 +361,9 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
   // The header block and its fields.
   size_t end = data.starts_with("\r\n") ? 0 : data.find("\r\n\r\n");
   if (end == std::string::npos || end == 0) {
-    return Status::invalid(field + ": the message must have header fields, then an empty line, "
-                                   "then the body.");
+    return Status::invalid(field +
+                           ": the message must have header fields, then an empty line, "
+                           "then the body.");
   }
   struct Field {
     size_t start, length;  // the whole field with its final CRLF
@@ -442,9 +457,10 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
           std::string n = pair.substr(0, eq);
           std::string t = eq == std::string::npos ? "" : pair.substr(eq + 1);
           if (n.empty() || t.empty() || !is_tag_text(n) || !is_tag_text(t)) {
-            return Status::invalid(field + ": X-SES-MESSAGE-TAGS must be name=value pairs of "
-                                           "ASCII letters, digits, '_' and '-'; got '" + pair +
-                                   "'.");
+            return Status::invalid(field +
+                                   ": X-SES-MESSAGE-TAGS must be name=value pairs of "
+                                   "ASCII letters, digits, '_' and '-'; got '" +
+                                   pair + "'.");
           }
           out.tags.emplace_back(n, t);
         }
@@ -463,8 +479,8 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
   std::string prefix;
   if (!has_date) prefix += "Date: " + mail::format_date(now) + "\r\n";
   if (!has_id) {
-    prefix += mail::format_structured("Message-ID",
-                                      "<" + ses_message_id + "@" + out.from->domain + ">");
+    prefix +=
+        mail::format_structured("Message-ID", "<" + ses_message_id + "@" + out.from->domain + ">");
   }
   out.data.reserve(prefix.size() + headers.size() + data.size() - end);
   out.data.append(prefix);

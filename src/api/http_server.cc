@@ -147,6 +147,8 @@ class Connection {
       if (ec) {
         if (ec == http::error::header_limit) {
           refusal = {431, "request header fields too large"};
+        } else if (ec == http::error::body_limit) {  // Content-Length over the limit
+          refusal = {413, too_large};
         } else if (is_protocol_error(ec)) {
           refusal = {400, "malformed HTTP request: " + ec.message()};
         }

@@ -49,8 +49,8 @@ Result<dkim::DkimKey> parse_private_key(const std::string& text) {
   std::string body = base64_encode(*der);
   std::string wrapped;
   for (size_t i = 0; i < body.size(); i += 64) wrapped += body.substr(i, 64) + "\n";
-  Result<dkim::DkimKey> key =
-      dkim::DkimKey::from_pem("-----BEGIN PRIVATE KEY-----\n" + wrapped + "-----END PRIVATE KEY-----\n");
+  Result<dkim::DkimKey> key = dkim::DkimKey::from_pem("-----BEGIN PRIVATE KEY-----\n" + wrapped +
+                                                      "-----END PRIVATE KEY-----\n");
   if (key) return key;
   key = dkim::DkimKey::from_pem("-----BEGIN RSA PRIVATE KEY-----\n" + wrapped +
                                 "-----END RSA PRIVATE KEY-----\n");
@@ -65,7 +65,8 @@ std::string key_length(const dkim::DkimKey& key) {
 
 nlohmann::json dkim_attributes(const store::Identity& id) {
   if (!id.is_domain) {
-    return {{"SigningEnabled", false}, {"Status", "NOT_STARTED"}, {"Tokens", nlohmann::json::array()}};
+    return {
+        {"SigningEnabled", false}, {"Status", "NOT_STARTED"}, {"Tokens", nlohmann::json::array()}};
   }
   nlohmann::json a = {{"SigningEnabled", id.dkim_signing_enabled},
                       {"Status", "SUCCESS"},
@@ -121,8 +122,11 @@ Reply create_email_identity(Services& s, Call& c) {
   store::Identity id;
   std::string why;
   std::optional<std::string> normal = normalize(*name, id.is_domain, why);
-  if (!normal) return bad_request("EmailIdentity '" + *name + "' is not a domain or an email "
-                                  "address: " + why + ".");
+  if (!normal)
+    return bad_request("EmailIdentity '" + *name +
+                       "' is not a domain or an email "
+                       "address: " +
+                       why + ".");
   id.name = *normal;
   id.created_at = rfc3339(c.now);
   if (!id.is_domain && has_dkim) {
@@ -130,13 +134,16 @@ Reply create_email_identity(Services& s, Call& c) {
                        " is an email address.");
   }
   if (origin && *origin != "AWS_SES" && *origin != "EXTERNAL") {
-    return bad_request("DkimSigningAttributes.DomainSigningAttributesOrigin must be AWS_SES or "
-                       "EXTERNAL here; got '" + *origin + "'.");
+    return bad_request(
+        "DkimSigningAttributes.DomainSigningAttributesOrigin must be AWS_SES or "
+        "EXTERNAL here; got '" +
+        *origin + "'.");
   }
   bool external = (origin && *origin == "EXTERNAL") || selector || private_key;
   if (origin && *origin == "AWS_SES" && (selector || private_key)) {
-    return bad_request("DkimSigningAttributes: DomainSigningSelector and DomainSigningPrivateKey "
-                       "are for EXTERNAL (BYODKIM) keys, not AWS_SES.");
+    return bad_request(
+        "DkimSigningAttributes: DomainSigningSelector and DomainSigningPrivateKey "
+        "are for EXTERNAL (BYODKIM) keys, not AWS_SES.");
   }
   if (id.is_domain && external) {
     if (!selector || !private_key) {
@@ -145,12 +152,15 @@ Reply create_email_identity(Services& s, Call& c) {
                          " (bring-your-own DKIM needs both).");
     }
     if (length) {
-      return bad_request("DkimSigningAttributes.NextSigningKeyLength applies to keys this "
-                         "service makes (AWS_SES), not EXTERNAL ones.");
+      return bad_request(
+          "DkimSigningAttributes.NextSigningKeyLength applies to keys this "
+          "service makes (AWS_SES), not EXTERNAL ones.");
     }
     if (!is_selector(*selector)) {
-      return bad_request("DkimSigningAttributes.DomainSigningSelector must be letters, digits "
-                         "and inner hyphens (a DNS label); got '" + *selector + "'.");
+      return bad_request(
+          "DkimSigningAttributes.DomainSigningSelector must be letters, digits "
+          "and inner hyphens (a DNS label); got '" +
+          *selector + "'.");
     }
     Result<dkim::DkimKey> key = parse_private_key(*private_key);
     if (!key) {

@@ -162,8 +162,7 @@ std::optional<std::string> JsonObject::string(std::string_view key, Need need, s
   }
   if (s.size() < min_length) {
     state_->fail(field(key) + (min_length == 1 ? " must not be empty."
-                                               : " must be at least " +
-                                                     std::to_string(min_length) +
+                                               : " must be at least " + std::to_string(min_length) +
                                                      " characters long."));
     return std::nullopt;
   }
@@ -239,8 +238,7 @@ std::optional<int64_t> JsonObject::timestamp_ms(std::string_view key, Need need)
   const nlohmann::json* v = member(key, need);
   if (!v) return std::nullopt;
   if (!v->is_number()) {
-    state_->fail(field(key) + " must be a timestamp in epoch seconds, not " + type_name(*v) +
-                 ".");
+    state_->fail(field(key) + " must be a timestamp in epoch seconds, not " + type_name(*v) + ".");
     return std::nullopt;
   }
   double seconds = v->get<double>();
@@ -280,9 +278,7 @@ std::optional<JsonArray> JsonObject::array(std::string_view key, Need need, size
   return JsonArray(v, field(key), state_);
 }
 
-const nlohmann::json* JsonObject::raw(std::string_view key) {
-  return member(key, Need::kOptional);
-}
+const nlohmann::json* JsonObject::raw(std::string_view key) { return member(key, Need::kOptional); }
 
 void JsonObject::finish(std::initializer_list<std::string_view> unsupported) {
   if (!ok() || !object_->is_object()) return;

@@ -23,7 +23,9 @@ using service::Refusal;
 
 constexpr size_t kMaxBulkEntries = 50;
 
-bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+bool has_line_break(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
 
 struct Sender {
   std::optional<mail::Mailbox> from;
@@ -239,8 +241,7 @@ std::optional<ApiError> check_envelope_senders(Services& s, const Sender& sender
 Reply send_email(Services& s, Call& c) {
   Sender sender;
   read_sender(c, sender);
-  std::optional<Destination> destination =
-      read_destination(c.body, "Destination", Need::kOptional);
+  std::optional<Destination> destination = read_destination(c.body, "Destination", Need::kOptional);
   TagList tags = read_message_tags(c.body, "EmailTags").value_or(TagList{});
 
   // Exactly one kind of content.
@@ -301,20 +302,22 @@ Reply send_email(Services& s, Call& c) {
   if (raw_bytes) {
     // Raw: the message says who it is from and, without a Destination, to whom.
     if (!sender.reply_to.empty()) {
-      return bad_request("ReplyToAddresses cannot be used with Content.Raw; put a Reply-To field "
-                         "in the message.");
+      return bad_request(
+          "ReplyToAddresses cannot be used with Content.Raw; put a Reply-To field "
+          "in the message.");
     }
     Result<RawMessage> prepared =
         prepare_raw_message(std::move(*raw_bytes), "Content.Raw.Data", id, c.now);
     if (!prepared) return bad_request(prepared.status().message());
     Destination to = destination ? *destination : prepared->header_recipients;
     if (to.count() == 0) {
-      return bad_request("Content.Raw.Data has no To, Cc or Bcc field and the request no "
-                         "Destination: the message has no recipients.");
+      return bad_request(
+          "Content.Raw.Data has no To, Cc or Bcc field and the request no "
+          "Destination: the message has no recipients.");
     }
     if (to.count() > kMaxRecipients) {
-      return bad_request("The message has " + std::to_string(to.count()) +
-                         " recipients; at most " + std::to_string(kMaxRecipients) +
+      return bad_request("The message has " + std::to_string(to.count()) + " recipients; at most " +
+                         std::to_string(kMaxRecipients) +
                          " are allowed (To, Cc and Bcc together).");
     }
     std::optional<mail::Mailbox> other_from;
@@ -323,7 +326,8 @@ Reply send_email(Services& s, Call& c) {
     }
     if (auto e = check_envelope_senders(s, sender, other_from)) return *e;
     message.from = prepared->from->address();
-    if (message.envelope_from.empty() && sender.from) message.envelope_from = sender.from->address();
+    if (message.envelope_from.empty() && sender.from)
+      message.envelope_from = sender.from->address();
     message.recipients = envelope(to);
     if (message.configuration_set.empty()) message.configuration_set = prepared->configuration_set;
     message.tags = merge_tags(prepared->tags, tags);
@@ -345,8 +349,8 @@ Reply send_email(Services& s, Call& c) {
         }
         return from_status(compiled.status());
       }
-      Result<TemplateText> rendered = render_template(*compiled, template_request->data,
-                                                      account->ses_compatible_escaping);
+      Result<TemplateText> rendered =
+          render_template(*compiled, template_request->data, account->ses_compatible_escaping);
       if (!rendered) {
         return bad_request("Content.Template.TemplateData does not render the template: " +
                            rendered.status().message());
@@ -371,8 +375,7 @@ Reply send_email(Services& s, Call& c) {
   std::vector<service::SubmitResult> results = s.submitter.submit(std::move(batch));
   if (results.size() != 1) return internal_error("The message could not be submitted.");
   if (results[0].refusal != Refusal::kNone) return refusal_error(results[0]);
-  return nlohmann::json{
-      {"MessageId", results[0].message_id.empty() ? id : results[0].message_id}};
+  return nlohmann::json{{"MessageId", results[0].message_id.empty() ? id : results[0].message_id}};
 }
 
 Reply send_bulk_email(Services& s, Call& c) {
@@ -448,10 +451,10 @@ Reply send_bulk_email(Services& s, Call& c) {
     if (entry.data.is_object()) data.update(entry.data);  // replacement keys win, as in SES
     Result<TemplateText> parts = render_template(*compiled, data, account->ses_compatible_escaping);
     if (!parts) {
-      results[i] = {{"Status", "INVALID_PARAMETER"},
-                    {"Error", "BulkEmailEntries[" + std::to_string(i) +
-                                  "]: the data does not render the template: " +
-                                  parts.status().message()}};
+      results[i] = {
+          {"Status", "INVALID_PARAMETER"},
+          {"Error", "BulkEmailEntries[" + std::to_string(i) +
+                        "]: the data does not render the template: " + parts.status().message()}};
       continue;
     }
     if (has_line_break(parts->subject)) {
@@ -461,9 +464,9 @@ Reply send_bulk_email(Services& s, Call& c) {
       continue;
     }
     ids[i] = new_id();
-    Result<std::string> message = build(sender, entry.destination, *parts,
-                                        merge_headers(request->headers, entry.headers),
-                                        request->attachments, ids[i], c.now);
+    Result<std::string> message =
+        build(sender, entry.destination, *parts, merge_headers(request->headers, entry.headers),
+              request->attachments, ids[i], c.now);
     if (!message) {
       results[i] = {{"Status", "INVALID_PARAMETER"}, {"Error", message.status().message()}};
       continue;

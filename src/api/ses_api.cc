@@ -48,8 +48,8 @@ const Route kRoutes[] = {
      "PutConfigurationSetReputationOptions"},
     {"PUT", "configuration-sets/{}/sending", put_configuration_set_sending_options,
      "PutConfigurationSetSendingOptions"},
-    {"PUT", "configuration-sets/{}/suppression-options",
-     put_configuration_set_suppression_options, "PutConfigurationSetSuppressionOptions"},
+    {"PUT", "configuration-sets/{}/suppression-options", put_configuration_set_suppression_options,
+     "PutConfigurationSetSuppressionOptions"},
     {"PUT", "configuration-sets/{}/tracking-options", put_configuration_set_tracking_options,
      "PutConfigurationSetTrackingOptions"},
 
@@ -145,8 +145,8 @@ HttpResponse SesApi::handle(const HttpRequest& request) const {
       },
       when, options_.max_clock_skew);
   if (const ApiError* e = std::get_if<ApiError>(&identity)) {
-    log->info("{} {} {}: {} {} ({})", request_id, request.method, request.path, e->status,
-              e->type, request.remote);
+    log->info("{} {} {}: {} {} ({})", request_id, request.method, request.path, e->status, e->type,
+              request.remote);
     return error_response(*e, request_id);
   }
   const SigV4Identity& who = std::get<SigV4Identity>(identity);
@@ -180,8 +180,7 @@ HttpResponse SesApi::handle(const HttpRequest& request) const {
     std::string list;
     for (const std::string& m : allowed) list += (list.empty() ? "" : ", ") + m;
     e = {405, "MethodNotAllowedException",
-         "Method " + request.method + " is not allowed on " + request.path + "; use " + list +
-             "."};
+         "Method " + request.method + " is not allowed on " + request.path + "; use " + list + "."};
     HttpResponse r = error_response(e, request_id);
     r.headers.emplace_back("Allow", list);
     return r;
@@ -201,8 +200,7 @@ HttpResponse SesApi::handle(const HttpRequest& request) const {
              who.access_key_id, e->status, e->type, e->message);
     return error_response(*e, request_id);
   }
-  log->debug("{} {} {} ({}): 200", request_id, route->operation, request.path,
-             who.access_key_id);
+  log->debug("{} {} {} ({}): 200", request_id, route->operation, request.path, who.access_key_id);
   return json_response(std::get<nlohmann::json>(reply), request_id);
 }
 
@@ -263,10 +261,10 @@ std::optional<int64_t> Call::query_time_ms(std::string_view name) {
   std::optional<std::string> text = query(name);
   if (!text) return std::nullopt;
   if (std::optional<int64_t> ms = parse_iso8601_ms(*text)) return ms;
-  bool number = !text->empty() && text->size() <= 18 &&
-                std::all_of(text->begin(), text->end(),
-                            [](char c) { return std::isdigit(c) || c == '.'; }) &&
-                std::count(text->begin(), text->end(), '.') <= 1 && text->front() != '.';
+  bool number =
+      !text->empty() && text->size() <= 18 &&
+      std::all_of(text->begin(), text->end(), [](char c) { return std::isdigit(c) || c == '.'; }) &&
+      std::count(text->begin(), text->end(), '.') <= 1 && text->front() != '.';
   if (number) return static_cast<int64_t>(std::stod(*text) * 1000);
   fail("The query parameter " + std::string(name) +
        " must be an ISO 8601 date-time (2026-01-31T12:00:00Z) or epoch seconds; got '" + *text +
@@ -316,8 +314,8 @@ std::optional<int64_t> parse_iso8601_ms(std::string_view s) {
       (s[10] != 'T' && s[10] != 't' && s[10] != ' ')) {
     return std::nullopt;
   }
-  int y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2),
-      mi = digits(14, 2), sec = digits(17, 2);
+  int y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2), mi = digits(14, 2),
+      sec = digits(17, 2);
   if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || sec < 0) return std::nullopt;
   size_t at = 19;
   int64_t ms = 0;

@@ -111,7 +111,8 @@ Reply update_email_template(Services& s, Call& c) {
   t->created_at = old->created_at;
   t->updated_at = rfc3339(c.now);
   if (Status st = s.store.update_template(*t); !st) {
-    if (st.code() == StatusCode::kNotFound) return not_found("Template " + name + " does not exist.");
+    if (st.code() == StatusCode::kNotFound)
+      return not_found("Template " + name + " does not exist.");
     return from_status(st);
   }
   return nlohmann::json::object();
@@ -166,9 +167,9 @@ Reply test_render_email_template(Services& s, Call& c) {
   Result<store::Account> account = s.store.account();
   if (!account) return from_status(account.status());
   Result<CompiledTemplate> compiled = compile_template({t->subject, t->text, t->html}, name);
-  if (!compiled) return bad_request("The template does not compile: " + compiled.status().message());
-  Result<TemplateText> parts =
-      render_template(*compiled, *data, account->ses_compatible_escaping);
+  if (!compiled)
+    return bad_request("The template does not compile: " + compiled.status().message());
+  Result<TemplateText> parts = render_template(*compiled, *data, account->ses_compatible_escaping);
   if (!parts) return bad_request("The template does not render: " + parts.status().message());
 
   mail::MimeMessage m;

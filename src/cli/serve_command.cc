@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/api_server.h"
+#include "api/content.h"
 #include "base/duration.h"
 #include "base/ids.h"
 #include "base/log.h"
@@ -18,7 +19,6 @@
 #include "dns/resolver.h"
 #include "mail/address.h"
 #include "service/config.h"
-#include "service/raw_message.h"
 #include "service/service.h"
 #include "smtp/submission_server.h"
 #include "store/store.h"
@@ -186,17 +186,16 @@ int serve_command(const ServeArgs& args) {
     };
     service::Service* svc = service->get();
     cb.deliver = [svc](smtp::SubmissionEnvelope env) {
+      // The SES content rules for a whole message (api/content.h) apply to SMTP as to Raw.
       std::string id = new_id();
-      std::string mail_from_domain = env.mail_from.substr(env.mail_from.rfind('@') + 1);
-      auto prepared = service::prepare_submitted(env.data, id, mail_from_domain.empty()
-                                                                   ? std::string("localhost")
-                                                                   : mail_from_domain);
+      auto prepared = api::prepare_raw_message(std::move(env.data), "message", id,
+                                               std::chrono::system_clock::now());
       if (!prepared) return reply(554, "5.6.0", "Transaction failed: " + prepared.status().message());
-      if (prepared->from.empty())
+      if (!prepared->from)
         return reply(554, "5.6.0", "Transaction failed: the message has no From field");
       service::OutboundMessage m;
       m.message_id = id;
-      m.from = prepared->from;
+      m.from = prepared->from->address();
       m.envelope_from = env.mail_from;
       m.recipients = std::move(env.rcpt_to);
       m.configuration_set = prepared->configuration_set;

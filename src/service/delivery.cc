@@ -1,5 +1,9 @@
 #include "service/delivery.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -31,6 +35,14 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// Lowers the calling thread's priority (Linux schedules threads one by one, so this leaves the
+// API's threads alone). Failure is harmless: delivery then runs at normal priority.
+void lower_priority(int nice) {
+  if (nice <= 0) return;
+  auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+  (void)::setpriority(PRIO_PROCESS, tid, std::min(nice, 19));
 }
 
 }  // namespace
@@ -113,6 +125,21 @@ DeliveryEngine::~DeliveryEngine() { stop(); }
 
 const DeliveryStats& DeliveryEngine::stats() const { return impl_->stats; }
 
+void DeliveryEngine::record_suppressed(const std::string& message_id, const std::string& recipient,
+                                       const std::string& configuration_set) {
+  campaign::Disposition d;
+  d.time_ms = wall_ms();
+  d.message_id = message_id;
+  d.recipient = recipient;
+  d.status = "suppressed";
+  d.reason = "OnAccountSuppressionList";
+  d.reply = configuration_set.empty() ? "on the account suppression list"
+                                      : "on the suppression list (configuration set " +
+                                            configuration_set + ")";
+  std::lock_guard<std::mutex> lock(impl_->out_mu);
+  impl_->records.push_back(std::move(d));
+}
+
 void DeliveryEngine::wake() {
   {
     std::lock_guard<std::mutex> lock(impl_->wake_mu);
@@ -140,11 +167,15 @@ Status DeliveryEngine::start() {
                                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     m.io_threads.emplace_back([&m] {
+      lower_priority(m.options.nice);
       auto work = asio::make_work_guard(m.io);
       m.io.run();
     });
   }
-  m.control = std::thread([&m] { m.control_loop(); });
+  m.control = std::thread([&m] {
+    lower_priority(m.options.nice);
+    m.control_loop();
+  });
   return Status::ok();
 }
 
@@ -345,12 +376,12 @@ void DeliveryEngine::Impl::flush_outcomes() {
     pending.swap(outcomes);
     lines.swap(records);
   }
-  if (pending.empty()) return;
+  if (pending.empty() && lines.empty()) return;
   if (log_open) {
     for (const auto& d : lines) dispositions.add(d);
     if (Status s = dispositions.flush(); !s) log->warn("{}", s.message());
   }
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = 0; !pending.empty(); ++attempt) {
     Status s = spool.commit_outcomes(pending, wall_ms());
     if (s) break;
     log->warn("spool commit failed ({}), retrying", s.message());

@@ -40,6 +40,10 @@ struct DeliveryOptions {
   smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;
   std::optional<smtp::Credentials> relay_auth;
   int io_threads = 0;            // 0: one per core
+  // Scheduling priority of the delivery threads, as nice(1) counts (0..19). Accepting is what
+  // clients wait on; delivery is throughput and catches up: on a busy machine the API and SMTP
+  // submission answer first. 0 gives delivery the same share as everything else.
+  int nice = 10;
   std::string disposition_log;   // JSON lines, one per attempt; empty: none
 };
 
@@ -71,6 +75,11 @@ class DeliveryEngine {
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
   // New mail was accepted: claim without waiting for the next poll.
   void wake();
+
+  // Writes the disposition line of a recipient that was accepted and never attempted because it
+  // is suppressed (its spool state is set at acceptance). Thread-safe.
+  void record_suppressed(const std::string& message_id, const std::string& recipient,
+                         const std::string& configuration_set);
 
   const DeliveryStats& stats() const;
 

@@ -183,6 +183,13 @@ void Service::Impl::commit_loop() {
         log->warn("quota counter not updated: {}", q.message());
     }
     if (!s) log->error("spool: could not accept {} messages: {}", all.size(), s.message());
+    if (s) {
+      for (const auto& msg : all) {
+        for (const auto& r : msg.recipients) {
+          if (r.suppressed) engine->record_suppressed(msg.message_id, r.email, msg.configuration_set);
+        }
+      }
+    }
     for (auto* g : groups) g->done.set_value(s);
     if (s) engine->wake();
   }

@@ -63,7 +63,8 @@ struct SubmissionOptions {
 // awaited by its connection without holding an io thread.
 //
 // Lifetime: destroy the server before the io_context. The destructor calls stop() and then
-// waits for callbacks still running; none is called after it returns.
+// waits for callbacks still running, none is called after it returns; so it must not run on a
+// thread that a running callback waits for.
 class SubmissionServer {
  public:
   // Listens and returns the server, or an error naming the option at fault (invalid option,

@@ -26,33 +26,48 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 
 std::string errno_text() { return std::strerror(errno); }
 
-// Writes a new key file; EEXIST is reported through `exists` so that a process racing us to
-// create it reads the one that won.
-Status create_key_file(const std::string& path, bool& exists) {
-  exists = false;
+// Writes a new key file. The key is written to a temporary file (O_CREAT|O_EXCL, 0600) and
+// linked into place, so another process opening the same data directory at the same moment
+// sees either no key or the whole key, never a partly written one; link() never replaces an
+// existing file, so when two processes race, both go on with the key that was linked first.
+Status create_key_file(const std::string& path) {
   std::array<unsigned char, kMasterKeySize> key{};
-  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1) {
+  unsigned char suffix[8];
+  if (RAND_bytes(key.data(), static_cast<int>(key.size())) != 1 ||
+      RAND_bytes(suffix, sizeof suffix) != 1) {
     return Status::internal("cannot make a master key: the random generator failed");
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  std::string tmp = path + ".new-";
+  for (unsigned char c : suffix) tmp += "0123456789abcdef"[c & 15];
+
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
-    if (errno == EEXIST) {
-      exists = true;
-      OPENSSL_cleanse(key.data(), key.size());
-      return Status::ok();
-    }
-    Status s = Status::io_error("cannot create master key '" + path + "': " + errno_text());
     OPENSSL_cleanse(key.data(), key.size());
-    return s;
+    return Status::io_error("cannot create master key '" + path + "': " + errno_text());
   }
   bool ok = ::write(fd, key.data(), key.size()) == static_cast<ssize_t>(key.size());
   ok = ::fsync(fd) == 0 && ok;
   ::close(fd);
   OPENSSL_cleanse(key.data(), key.size());
   if (!ok) {
-    // A short key file would be refused at the next open; do not leave one behind.
-    ::unlink(path.c_str());
-    return Status::io_error("cannot write master key '" + path + "': " + errno_text());
+    Status s = Status::io_error("cannot write master key '" + path + "': " + errno_text());
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  int rc = ::link(tmp.c_str(), path.c_str());
+  int link_errno = errno;
+  ::unlink(tmp.c_str());
+  if (rc != 0 && link_errno != EEXIST) {
+    return Status::io_error("cannot create master key '" + path +
+                            "': " + std::strerror(link_errno));
+  }
+
+  // The new name must survive a crash as surely as the secrets sealed under it.
+  std::string dir = path.substr(0, path.find_last_of('/') + 1);
+  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
   return Status::ok();
 }
@@ -62,9 +77,8 @@ Status create_key_file(const std::string& path, bool& exists) {
 Sealer::~Sealer() { OPENSSL_cleanse(key_.data(), key_.size()); }
 
 Result<Sealer> Sealer::open_master_key(const std::string& path) {
-  bool existed = true;
-  if (::access(path.c_str(), F_OK) != 0) {
-    if (Status s = create_key_file(path, existed); !s) return s;
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    if (Status s = create_key_file(path); !s) return s;
   }
 
   int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

@@ -1027,7 +1027,10 @@ Result<std::vector<bool>> SqliteStore::are_suppressed(const std::vector<std::str
   std::vector<bool> out(emails.size(), false);
   if (emails.empty()) return out;
   std::lock_guard<std::mutex> lock(mu_);
-  if (Status s = exec("BEGIN"); !s) return s;
+  {
+    Query begin = query("BEGIN");
+    if (!begin.ok() || begin.step() != SQLITE_DONE) return error("checking the suppression list");
+  }
   Status status;
   {
     Query q = query("SELECT 1 FROM suppressed WHERE email = ?");
@@ -1044,9 +1047,11 @@ Result<std::vector<bool>> SqliteStore::are_suppressed(const std::vector<std::str
     }
   }
   // Nothing was written: ending the read transaction either way is the same.
-  Status ended = exec(status ? "COMMIT" : "ROLLBACK");
+  Query end = query("COMMIT");
+  bool ended = end.ok() && end.step() == SQLITE_DONE;
+  if (!ended) (void)exec("ROLLBACK");
   if (!status) return status;
-  if (!ended) return ended;
+  if (!ended) return error("checking the suppression list");
   return out;
 }
 

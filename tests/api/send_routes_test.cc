@@ -40,21 +40,20 @@ std::string boundary_of(const std::string& message) {
 TEST(SendEmail, SimpleExactMessageAndEnvelope) {
   TestServer server;
   add_identity(server, "example.com");
-  json request = {
-      {"FromEmailAddress", "Sender <sender@example.com>"},
-      {"Destination",
-       {{"ToAddresses", {"to@example.net", "Second <second@example.net>"}},
-        {"CcAddresses", {"cc@example.net"}},
-        {"BccAddresses", {"bcc@example.net", "TO@example.net"}}}},
-      {"ReplyToAddresses", {"reply@example.com"}},
-      {"FeedbackForwardingEmailAddress", "bounces@example.com"},
-      {"ConfigurationSetName", "marketing"},
-      {"EmailTags", {{{"Name", "campaign"}, {"Value", "spring-26"}}}},
-      {"Content",
-       {{"Simple",
-         {{"Subject", {{"Data", "Hi"}, {"Charset", "UTF-8"}}},
-          {"Body", {{"Text", {{"Data", "Hello\nthere"}}}}},
-          {"Headers", {{{"Name", "X-Campaign"}, {"Value", "spring"}}}}}}}}};
+  json request = {{"FromEmailAddress", "Sender <sender@example.com>"},
+                  {"Destination",
+                   {{"ToAddresses", {"to@example.net", "Second <second@example.net>"}},
+                    {"CcAddresses", {"cc@example.net"}},
+                    {"BccAddresses", {"bcc@example.net", "TO@example.net"}}}},
+                  {"ReplyToAddresses", {"reply@example.com"}},
+                  {"FeedbackForwardingEmailAddress", "bounces@example.com"},
+                  {"ConfigurationSetName", "marketing"},
+                  {"EmailTags", {{{"Name", "campaign"}, {"Value", "spring-26"}}}},
+                  {"Content",
+                   {{"Simple",
+                     {{"Subject", {{"Data", "Hi"}, {"Charset", "UTF-8"}}},
+                      {"Body", {{"Text", {{"Data", "Hello\nthere"}}}}},
+                      {"Headers", {{{"Name", "X-Campaign"}, {"Value", "spring"}}}}}}}}};
   Response r = server.post("/v2/email/outbound-emails", request);
   ASSERT_EQ(r.status, 200) << r.body;
   std::string id = r.json()["MessageId"];
@@ -79,20 +78,25 @@ TEST(SendEmail, SimpleExactMessageAndEnvelope) {
             "Cc: cc@example.net\r\n"
             "Reply-To: reply@example.com\r\n"
             "Subject: Hi\r\n"
-            "Message-ID: <" + id + "@example.com>\r\n"
-            "MIME-Version: 1.0\r\n"
-            "X-Campaign: spring\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            "Content-Transfer-Encoding: 7bit\r\n"
-            "\r\n"
-            "Hello\r\nthere\r\n");
+            "Message-ID: <" +
+                id +
+                "@example.com>\r\n"
+                "MIME-Version: 1.0\r\n"
+                "X-Campaign: spring\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                "Content-Transfer-Encoding: 7bit\r\n"
+                "\r\n"
+                "Hello\r\nthere\r\n");
 }
 
 TEST(SendEmail, NonAsciiHeadersAreEncoded) {
   TestServer server;
   json request = minimal();
   request["FromEmailAddress"] = "J\xc3\xb6rg <sender@example.com>";
-  request["Content"] = simple("Gr\xc3\xbc\xc3\x9f" "e", "x");
+  request["Content"] = simple(
+      "Gr\xc3\xbc\xc3\x9f"
+      "e",
+      "x");
   Response r = server.post("/v2/email/outbound-emails", request);
   ASSERT_EQ(r.status, 200) << r.body;
   const std::string& data = server.submitter.received[0].data;
@@ -160,10 +164,9 @@ TEST(SendEmail, StoredTemplateRendersWithEscaping) {
 TEST(SendEmail, InlineTemplateContent) {
   TestServer server;
   json request = minimal();
-  request["Content"] = {
-      {"Template",
-       {{"TemplateContent", {{"Subject", "S {{x}}"}, {"Text", "T {{x}}"}}},
-        {"TemplateData", R"({"x":"1"})"}}}};
+  request["Content"] = {{"Template",
+                         {{"TemplateContent", {{"Subject", "S {{x}}"}, {"Text", "T {{x}}"}}},
+                          {"TemplateData", R"({"x":"1"})"}}}};
   Response r = server.post("/v2/email/outbound-emails", request);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(server.submitter.received[0].data.find("Subject: S 1\r\n"), std::string::npos);
@@ -191,8 +194,9 @@ TEST(SendEmail, TemplateErrors) {
 
   request["Content"] = {{"Template", {{"TemplateName", "welcome"}, {"TemplateData", "{\"a\":"}}}};
   r = server.post("/v2/email/outbound-emails", request);
-  EXPECT_EQ(r.message(), "Content.Template.TemplateData must be a JSON object in a string, e.g. "
-                         "\"{\\\"name\\\":\\\"Alice\\\"}\".");
+  EXPECT_EQ(r.message(),
+            "Content.Template.TemplateData must be a JSON object in a string, e.g. "
+            "\"{\\\"name\\\":\\\"Alice\\\"}\".");
 
   request["Content"] = {{"Template",
                          {{"TemplateName", "welcome"},
@@ -241,13 +245,15 @@ TEST(SendEmail, RawFromHeadersWithBccAndSesFieldsRemoved) {
   EXPECT_EQ(m.tags, (TagList{{"kind", "receipt"}, {"shop", "us-2"}}));
   EXPECT_EQ(m.data,
             "Date: Sat, 14 Mar 2026 15:09:26 +0000\r\n"
-            "Message-ID: <" + id + "@example.com>\r\n"
-            "From: Raw Sender <raw@example.com>\r\n"
-            "To: a@example.net, B <b@example.net>\r\n"
-            "Cc: c@example.net\r\n"
-            "Subject: Raw\r\n"
-            "\r\n"
-            "Body line\r\n");
+            "Message-ID: <" +
+                id +
+                "@example.com>\r\n"
+                "From: Raw Sender <raw@example.com>\r\n"
+                "To: a@example.net, B <b@example.net>\r\n"
+                "Cc: c@example.net\r\n"
+                "Subject: Raw\r\n"
+                "\r\n"
+                "Body line\r\n");
 }
 
 TEST(SendEmail, RawKeepsItsOwnIdAndDateAndUsesDestination) {
@@ -278,25 +284,27 @@ TEST(SendEmail, RawErrors) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.message(), "Content.Raw.Data: the message has no From field.");
   r = send_raw("From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n");
-  EXPECT_EQ(r.message(), "Content.Raw.Data has no To, Cc or Bcc field and the request no "
-                         "Destination: the message has no recipients.");
+  EXPECT_EQ(r.message(),
+            "Content.Raw.Data has no To, Cc or Bcc field and the request no "
+            "Destination: the message has no recipients.");
   r = send_raw("no header here");
-  EXPECT_EQ(r.message(), "Content.Raw.Data: the message must have header fields, then an empty "
-                         "line, then the body.");
+  EXPECT_EQ(r.message(),
+            "Content.Raw.Data: the message must have header fields, then an empty "
+            "line, then the body.");
   r = send_raw("From: a@example.com\r\nbroken line\r\n\r\nbody\r\n");
   EXPECT_EQ(r.message(), "Content.Raw.Data: header line 2 is not a 'Name: value' field.");
   r = send_raw("From: a@example.com\r\nTo: a@example.net\r\n\r\n" + std::string(999, 'x'));
   EXPECT_EQ(r.message(), "Content.Raw.Data: line 4 is longer than 998 characters.");
   r = send_raw("From: a@example.com\r\nTo: not an address\r\n\r\nbody\r\n");
-  EXPECT_EQ(r.message().substr(0, 56),
-            "Content.Raw.Data: the To field: mailbox 1 ('not an addre");
+  EXPECT_EQ(r.message().substr(0, 56), "Content.Raw.Data: the To field: mailbox 1 ('not an addre");
   r = server.post("/v2/email/outbound-emails", {{"Content", {{"Raw", {{"Data", "%%%"}}}}}});
   EXPECT_EQ(r.message(), "Content.Raw.Data is not valid base64.");
   r = server.post("/v2/email/outbound-emails",
                   {{"Content", {{"Raw", {{"Data", base64_encode(raw_message())}}}}},
                    {"ReplyToAddresses", {"r@example.com"}}});
-  EXPECT_EQ(r.message(), "ReplyToAddresses cannot be used with Content.Raw; put a Reply-To field "
-                         "in the message.");
+  EXPECT_EQ(r.message(),
+            "ReplyToAddresses cannot be used with Content.Raw; put a Reply-To field "
+            "in the message.");
   EXPECT_TRUE(server.submitter.received.empty());
 }
 
@@ -310,15 +318,20 @@ TEST(SendEmail, RequestErrorsNameTheField) {
       {[](json& j) { j.erase("Content"); }, "Missing required field Content."},
       {[](json& j) { j["Content"] = json::object(); },
        "Content must have exactly one of Simple, Raw or Template."},
-      {[](json& j) { j["Content"]["Raw"] = {{"Data", "eA=="}}; },
+      {[](json& j) {
+         j["Content"]["Raw"] = {{"Data", "eA=="}};
+       },
        "Content must have exactly one of Simple, Raw or Template; it has 2."},
       {[](json& j) { j.erase("FromEmailAddress"); }, "Missing required field FromEmailAddress."},
       {[](json& j) { j.erase("Destination"); }, "Missing required field Destination."},
       {[](json& j) { j["Destination"] = json::object(); },
        "Destination must have at least one address in ToAddresses, CcAddresses or "
        "BccAddresses."},
-      {[](json& j) { j["Destination"]["ToAddresses"] = {"ok@example.net", "bad"}; },
-       "Destination.ToAddresses[1] is not a valid email address ('bad'): address has no @ and domain"},
+      {[](json& j) {
+         j["Destination"]["ToAddresses"] = {"ok@example.net", "bad"};
+       },
+       "Destination.ToAddresses[1] is not a valid email address ('bad'): address has no @ and "
+       "domain"},
       {[](json& j) { j["Destination"]["ToAddresses"] = "a@example.net"; },
        "Destination.ToAddresses must be a list, not a string."},
       {[](json& j) { j["Destination"]["To"] = {"a@example.net"}; },
@@ -343,9 +356,13 @@ TEST(SendEmail, RequestErrorsNameTheField) {
          j["Content"]["Simple"]["Headers"] = {{{"Name", "X-A\nB"}, {"Value", "v"}}};
        },
        "Content.Simple.Headers[0].Name must not contain CR or LF."},
-      {[](json& j) { j["Content"]["Simple"]["Headers"] = {{{"Name", "X:A"}, {"Value", "v"}}}; },
+      {[](json& j) {
+         j["Content"]["Simple"]["Headers"] = {{{"Name", "X:A"}, {"Value", "v"}}};
+       },
        "Content.Simple.Headers[0].Name must be printable ASCII without spaces or ':'; got 'X:A'."},
-      {[](json& j) { j["Content"]["Simple"]["Headers"] = {{{"Name", "bcc"}, {"Value", "v"}}}; },
+      {[](json& j) {
+         j["Content"]["Simple"]["Headers"] = {{{"Name", "bcc"}, {"Value", "v"}}};
+       },
        "Content.Simple.Headers[0].Name 'bcc' is set by the service and cannot be given as a "
        "header."},
       {[](json& j) {
@@ -371,7 +388,9 @@ TEST(SendEmail, RequestErrorsNameTheField) {
          j["Content"]["Simple"]["Attachments"] = {{{"FileName", "a.txt"}, {"RawContent", "!!"}}};
        },
        "Content.Simple.Attachments[0].RawContent is not valid base64."},
-      {[](json& j) { j["Content"]["Simple"]["Attachments"] = {{{"RawContent", "eA=="}}}; },
+      {[](json& j) {
+         j["Content"]["Simple"]["Attachments"] = {{{"RawContent", "eA=="}}};
+       },
        "Missing required field Content.Simple.Attachments[0].FileName."},
       {[](json& j) {
          j["Content"]["Simple"]["Attachments"] = {
@@ -397,9 +416,13 @@ TEST(SendEmail, RequestErrorsNameTheField) {
        },
        "Content.Simple.Attachments[0].RawContent cannot be sent as SEVEN_BIT: byte 3 is not "
        "ASCII."},
-      {[](json& j) { j["EmailTags"] = {{{"Name", "a b"}, {"Value", "v"}}}; },
+      {[](json& j) {
+         j["EmailTags"] = {{{"Name", "a b"}, {"Value", "v"}}};
+       },
        "EmailTags[0].Name may only contain ASCII letters, digits, '_' and '-'; got 'a b'."},
-      {[](json& j) { j["ListManagementOptions"] = {{"ContactListName", "x"}}; },
+      {[](json& j) {
+         j["ListManagementOptions"] = {{"ContactListName", "x"}};
+       },
        "ListManagementOptions is not supported by this service."},
       {[](json& j) { j["Destnation"] = 1; }, "Unknown field Destnation."},
       {[](json& j) { j["FeedbackForwardingEmailAddress"] = "bounce@unverified.example"; },

@@ -87,10 +87,9 @@ TEST(TemplateRoutes, Errors) {
             "The template does not compile: TemplateContent.Html: line 1, column 4: {{#if}} is "
             "never closed (expected {{/if}})");
 
-  r = server.post("/v2/email/templates",
-                  {{"TemplateName", "t"},
-                   {"TemplateContent", {{"Text", "x"}}},
-                   {"Tags", {{{"Key", "a"}, {"Value", "b"}}}}});
+  r = server.post("/v2/email/templates", {{"TemplateName", "t"},
+                                          {"TemplateContent", {{"Text", "x"}}},
+                                          {"Tags", {{{"Key", "a"}, {"Value", "b"}}}}});
   EXPECT_EQ(r.message(), "Tags: tags on email templates are not supported by this service.");
 
   r = server.put("/v2/email/templates/missing", {{"TemplateContent", {{"Text", "x"}}}});
@@ -111,18 +110,22 @@ TEST(TemplateRoutes, ListPages) {
   Response r = server.get("/v2/email/templates?PageSize=2");
   ASSERT_EQ(r.status, 200) << r.body;
   double created = static_cast<double>(duration_cast<seconds>(kNow.time_since_epoch()).count());
-  EXPECT_EQ(r.json(), json({{"TemplatesMetadata",
-                             {{{"TemplateName", "a"}, {"CreatedTimestamp", created}},
-                              {{"TemplateName", "b"}, {"CreatedTimestamp", created}}}},
-                            {"NextToken", "2"}}));
-  r = server.get("/v2/email/templates?PageSize=2&NextToken=2");
-  EXPECT_EQ(r.json(),
-            json({{"TemplatesMetadata", {{{"TemplateName", "c"}, {"CreatedTimestamp", created}}}}}));
+  json page = r.json();
+  EXPECT_EQ(page["TemplatesMetadata"],
+            json({{{"TemplateName", "a"}, {"CreatedTimestamp", created}},
+                  {{"TemplateName", "b"}, {"CreatedTimestamp", created}}}));
+  ASSERT_TRUE(page["NextToken"].is_string());
+  r = server.get("/v2/email/templates?PageSize=2&NextToken=" +
+                 TestServer::encode(page["NextToken"]));
+  EXPECT_EQ(
+      r.json(),
+      json({{"TemplatesMetadata", {{{"TemplateName", "c"}, {"CreatedTimestamp", created}}}}}));
 
   r = server.get("/v2/email/templates?PageSize=101");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(r.message(), "The query parameter PageSize must be an integer between 1 and 100; got "
-                         "'101'.");
+  EXPECT_EQ(r.message(),
+            "The query parameter PageSize must be an integer between 1 and 100; got "
+            "'101'.");
   r = server.get("/v2/email/templates?Page=1");
   EXPECT_EQ(r.message(), "Unknown query parameter Page.");
   r = server.get("/v2/email/templates?NextToken=zz");
@@ -163,8 +166,9 @@ TEST(TemplateRoutes, TestRenderErrors) {
             "The template does not render: welcome.Subject: line 1, column 9: \"name\" is not "
             "defined (strict mode)");
   r = server.post("/v2/email/templates/welcome/render", {{"TemplateData", "[1]"}});
-  EXPECT_EQ(r.message(),
-            "TemplateData must be a JSON object in a string, e.g. \"{\\\"name\\\":\\\"Alice\\\"}\".");
+  EXPECT_EQ(
+      r.message(),
+      "TemplateData must be a JSON object in a string, e.g. \"{\\\"name\\\":\\\"Alice\\\"}\".");
   r = server.post("/v2/email/templates/welcome/render", json::object());
   EXPECT_EQ(r.message(), "Missing required field TemplateData.");
   r = server.post("/v2/email/templates/nope/render", {{"TemplateData", "{}"}});

@@ -10,6 +10,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "api/sigv4.h"
 #include "base/log.h"
 #include "fake_store.h"
+#include "test_support.h"
 
 namespace magnetic::api::testing {
 
@@ -43,8 +45,8 @@ inline const bool kQuietLogs = [] {
 
 class FakeSubmitter : public service::Submitter {
  public:
-  std::vector<service::SubmitResult> submit(std::vector<service::OutboundMessage> messages)
-      override {
+  std::vector<service::SubmitResult> submit(
+      std::vector<service::OutboundMessage> messages) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<service::SubmitResult> out;
     for (auto& m : messages) {
@@ -82,19 +84,36 @@ struct Response {
 struct RequestOptions {
   std::vector<std::pair<std::string, std::string>> headers;  // more headers, signed
   bool sign = true;
-  std::string key_id = kKeyId;
-  std::string secret = kSecret;
+  std::string key_id;  // empty: the server's test key
+  std::string secret;
   system_clock::time_point when = kNow;
   std::string region = "us-east-1";
 };
 
+// With MAGNETIC_API_TEST_REAL_STORE defined (the api_store_test binary) the server runs on the
+// real SQLite store in a temporary folder; otherwise on the FakeStore.
 class TestServer {
  public:
-  explicit TestServer(store::Store* store = nullptr) : store_(store ? store : &fake_) {
+  explicit TestServer(const std::function<void(ApiOptions&)>& configure = {}) {
+#ifdef MAGNETIC_API_TEST_REAL_STORE
+    auto opened = store::Store::open((dir_.path() / "data").string());
+    EXPECT_TRUE(opened.is_ok()) << opened.status().message();
+    real_ = std::move(*opened);
+    store_ = real_.get();
+    auto key = store_->create_key("test");
+    EXPECT_TRUE(key.is_ok());
+    key_id_ = key->access_key_id;
+    secret_ = key->secret;
+#else
+    store_ = &fake_;
     (void)fake_.add_key(kKeyId, kSecret);
+    key_id_ = kKeyId;
+    secret_ = kSecret;
+#endif
     ApiOptions options;
     options.clock = [] { return kNow; };
     options.dkim_selector_prefix = "test";
+    if (configure) configure(options);
     auto server = ApiServer::start(io_, options, *store_, submitter);
     EXPECT_TRUE(server.is_ok()) << server.status().message();
     server_ = std::move(*server);
@@ -107,8 +126,8 @@ class TestServer {
     thread_.join();
   }
 
-  FakeStore& fake() { return fake_; }
   store::Store& store() { return *store_; }
+  const std::string& key_id() const { return key_id_; }
   uint16_t port() const { return server_->port(); }
 
   // Sends one request on a new connection; target is the path with its query, as sent.
@@ -118,8 +137,8 @@ class TestServer {
     namespace http = beast::http;
     boost::asio::io_context io;
     beast::tcp_stream stream(io);
-    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                                                  port()));
+    stream.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port()));
     http::request<http::string_body> req;
     req.method_string(method);
     req.target(target);
@@ -128,7 +147,7 @@ class TestServer {
     std::vector<std::pair<std::string, std::string>> headers = {{"host", host}};
     if (!body.empty()) headers.emplace_back("content-type", "application/json");
     for (const auto& h : o.headers) headers.push_back(h);
-    if (o.sign) sign(method, target, body, o, headers);
+    if (o.sign) sign(method, target, body, with_key(o), headers);
     for (const auto& [n, v] : headers) req.set(n, v);
     req.body() = body;
     req.prepare_payload();
@@ -160,6 +179,53 @@ class TestServer {
   }
   Response get(const std::string& target) { return call("GET", target); }
   Response del(const std::string& target) { return call("DELETE", target); }
+
+  // A NextToken as a query value.
+  static std::string encode(const std::string& value) { return sigv4_uri_encode(value, false); }
+
+  // Sends bytes as they are on a new connection and returns everything the server writes until
+  // it closes the connection (or `wait_for` appears in what was read, when given).
+  std::string raw(const std::string& bytes, const std::string& wait_for = "") {
+    namespace beast = boost::beast;
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port()));
+    boost::asio::write(socket, boost::asio::buffer(bytes));
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+      beast::error_code ec;
+      size_t n = socket.read_some(boost::asio::buffer(buffer), ec);
+      out.append(buffer, n);
+      if (ec) break;
+      if (!wait_for.empty() && out.find(wait_for) != std::string::npos) break;
+    }
+    return out;
+  }
+
+  // Sends bytes and goes away at once.
+  void send_and_close(const std::string& bytes) {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect(
+        boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port()));
+    boost::asio::write(socket, boost::asio::buffer(bytes));
+  }
+
+  // A signed request as raw HTTP/1.1 text (for tests that speak HTTP by hand).
+  std::string signed_text(const std::string& method, const std::string& target,
+                          const std::string& body,
+                          std::vector<std::pair<std::string, std::string>> extra = {}) {
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"host", "127.0.0.1:" + std::to_string(port())}};
+    for (auto& h : extra) headers.push_back(h);
+    sign(method, target, body, with_key(RequestOptions{}), headers);
+    std::string text = method + " " + target + " HTTP/1.1\r\n";
+    for (const auto& [n, v] : headers) text += n + ": " + v + "\r\n";
+    text += "content-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return text;
+  }
 
   // Signs as the SDKs do: every header given is signed, with the body's hash.
   static void sign(const std::string& method, const std::string& target, const std::string& body,
@@ -198,8 +264,17 @@ class TestServer {
   FakeSubmitter submitter;
 
  private:
+  RequestOptions with_key(RequestOptions o) const {
+    if (o.key_id.empty()) o.key_id = key_id_;
+    if (o.secret.empty()) o.secret = secret_;
+    return o;
+  }
+
+  magnetic::testing::TempDir dir_;
   FakeStore fake_;
-  store::Store* store_;
+  std::unique_ptr<store::Store> real_;
+  store::Store* store_ = nullptr;
+  std::string key_id_, secret_;
   boost::asio::io_context io_;
   std::unique_ptr<ApiServer> server_;
   std::thread thread_;
