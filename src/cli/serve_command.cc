@@ -1,4 +1,6 @@
 // `magnetic serve`: the HTTP API, SMTP submission, the spool and delivery in one process.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
@@ -120,6 +122,19 @@ int serve_command(const ServeArgs& args) {
   ro.servers = config.dns_servers;
   ro.smtp_port = config.smtp_port;
 
+  // One service per data directory: a second one would deliver the same spool twice.
+  {
+    std::error_code ec;
+    if (!std::filesystem::exists(config.data_dir, ec)) {
+      std::filesystem::create_directories(config.data_dir, ec);
+      ::chmod(config.data_dir.c_str(), 0700);
+    }
+  }
+  int lock_fd = ::open((config.data_dir + "/serve.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return fail("the data directory '" + config.data_dir +
+                "' is in use by another magnetic serve (or cannot be locked)");
+  }
   auto opened = store::Store::open(config.data_dir);
   if (!opened) return fail(opened.status().message());
   store::Store& store = **opened;
@@ -178,13 +193,21 @@ int serve_command(const ServeArgs& args) {
       if (!key) return false;
       return same_secret(password, store::smtp_password(key->secret, region));
     };
-    cb.check_sender = [](const std::string&, const std::string& mail_from) {
-      if (mail_from.empty()) return reply(250, "2.1.0", "Ok");
+    service::Service* svc = service->get();
+    cb.check_sender = [svc](const std::string&, const std::string& mail_from) {
+      // SES: the MAIL FROM address must be verified like the From field; bounces go there.
+      if (mail_from.empty())
+        return reply(553, "5.1.7", "Message rejected: a sender address is required");
       auto a = mail::parse_address(mail_from);
       if (!a) return reply(553, "5.1.7", "Invalid sender address: " + a.status().message());
+      if (!svc->may_send_as(a->address())) {
+        return reply(554, "5.7.1",
+                     "Message rejected: Email address is not verified. The following identities "
+                     "failed the check: " +
+                         a->address());
+      }
       return reply(250, "2.1.0", "Ok");
     };
-    service::Service* svc = service->get();
     cb.deliver = [svc](smtp::SubmissionEnvelope env) {
       // The SES content rules for a whole message (api/content.h) apply to SMTP as to Raw.
       std::string id = new_id();

@@ -1,5 +1,6 @@
 #include "service/config.h"
 
+#include <filesystem>
 #include <set>
 #include <toml++/toml.h>
 
@@ -54,7 +55,8 @@ Status read(const toml::table& table, const char* key, const std::string& where,
     return Status::ok();
   } else {
     if (auto v = node->value<int64_t>();
-        v && *v >= 0 && *v <= static_cast<int64_t>(std::numeric_limits<T>::max())) {
+        v && *v >= 0 &&
+        static_cast<uint64_t>(*v) <= static_cast<uint64_t>(std::numeric_limits<T>::max())) {
       out = static_cast<T>(*v);
       return Status::ok();
     }
@@ -82,6 +84,12 @@ Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
 }
 
 Status load_config(const std::string& path, ServeConfig& c) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return Status::invalid(path + ": " +
+                           (std::filesystem::exists(path, ec) ? "not a regular file"
+                                                              : "no such file"));
+  }
   toml::table root;
   try {
     root = toml::parse_file(path);
@@ -167,6 +175,12 @@ Status load_config(const std::string& path, ServeConfig& c) {
     return Status::invalid(path + ": 'delivery.tls' must be off, opportunistic or require");
   for (const auto& d : {c.retry_initial, c.max_age}) {
     if (auto p = parse_duration(d); !p) return Status::invalid(path + ": '" + d + "': " + p.status().message());
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty())
+    return Status::invalid(path + ": 'smtp.tls_cert' and 'smtp.tls_key' go together");
+  for (const auto& f : {c.tls_cert, c.tls_key}) {
+    if (!f.empty() && !std::filesystem::is_regular_file(f, ec))
+      return Status::invalid(path + ": '" + f + "': no such file (smtp.tls_cert / smtp.tls_key)");
   }
   if (c.domain_connections < 1 || c.total_connections < 1)
     return Status::invalid(path + ": connection limits must be at least 1");

@@ -235,8 +235,8 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
 void DeliveryEngine::Impl::record_failed(const spool::Claimed& r, const std::string& error) {
   int64_t now = wall_ms();
   stats.failed.fetch_add(1);
-  spool::Outcome o{r.id, RecipientState::kFailed, r.attempts, 0, r.first_attempt_ms, error,
-                   "signingfailure"};
+  spool::Outcome o{r.id,  RecipientState::kFailed, r.attempts, 0, r.first_attempt_ms,
+                   error, "signingfailure"};
   campaign::Disposition d{now,   "",          r.message_id, r.email, 0, "failed", "signingfailure",
                           error, r.attempts, 0,            ""};
   std::lock_guard<std::mutex> lock(out_mu);
@@ -249,7 +249,10 @@ Result<std::shared_ptr<const std::string>> DeliveryEngine::Impl::signed_message(
   auto stored = spool.message(r.message);
   if (!stored) return stored.status();
   auto data = std::make_shared<std::string>();
-  if (auto signer = signers ? signers(stored->identity) : nullptr) {
+  auto found = signers ? signers(stored->identity)
+                       : Result<std::shared_ptr<const dkim::DkimSigner>>(nullptr);
+  if (!found) return found.status();
+  if (auto signer = *found) {
     auto signature = signer->sign(stored->data);
     if (!signature) return Status::internal("DKIM signing failed: " + signature.status().message());
     data->reserve(signature->size() + stored->data.size());

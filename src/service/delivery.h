@@ -52,10 +52,11 @@ struct DeliveryStats {
   std::atomic<uint64_t> possible_duplicates{0};  // replies lost after the final dot
 };
 
-// The signer for an identity, or nullptr to send unsigned. Called on I/O threads; must be
-// thread-safe and fast (cache).
-using SignerLookup =
-    std::function<std::shared_ptr<const dkim::DkimSigner>(const std::string& identity)>;
+// The signer for an identity, or nullptr to send unsigned (signing disabled, an address identity
+// without a key); an error when the identity no longer exists, which fails the recipient rather
+// than send its mail unsigned. Called on I/O threads; must be thread-safe and fast (cache).
+using SignerLookup = std::function<Result<std::shared_ptr<const dkim::DkimSigner>>(
+    const std::string& identity)>;
 
 // What configuration sets ask of delivery. Called on I/O threads; must be thread-safe.
 struct MessagePolicy {

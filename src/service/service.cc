@@ -100,7 +100,11 @@ struct Service::Impl {
   SendRate rate;
   TtlCache<std::optional<store::Identity>> identities;
   TtlCache<std::optional<store::ConfigurationSet>> sets;
-  TtlCache<std::shared_ptr<const dkim::DkimSigner>> signers;
+  struct SignerEntry {
+    bool identity_gone = false;
+    std::shared_ptr<const dkim::DkimSigner> signer;
+  };
+  TtlCache<SignerEntry> signers;
 
   std::mutex queue_mu;
   std::condition_variable queue_cv;
@@ -124,19 +128,37 @@ struct Service::Impl {
       return *c;
     });
   }
-  std::shared_ptr<const dkim::DkimSigner> signer(const std::string& identity_name);
+  // The identity that lets `address` send: the address itself, its domain, or a parent
+  // domain (SES: a verified domain covers its subdomains). A domain identity comes first: it
+  // holds the DKIM key.
+  std::optional<store::Identity> sender_identity(const std::string& address) {
+    auto at = address.rfind('@');
+    if (at == std::string::npos) return std::nullopt;
+    std::string domain = lower(address.substr(at + 1));
+    if (auto d = identity(domain)) return d;
+    if (auto a = identity(address)) return a;
+    for (auto dot = domain.find('.'); dot != std::string::npos; dot = domain.find('.')) {
+      domain = domain.substr(dot + 1);
+      if (domain.find('.') == std::string::npos) break;  // never a top-level domain alone
+      if (auto d = identity(domain)) return d;
+    }
+    return std::nullopt;
+  }
+  Result<std::shared_ptr<const dkim::DkimSigner>> signer(const std::string& identity_name);
   MessagePolicy policy(const std::string& set_name);
   void commit_loop();
 };
 
-std::shared_ptr<const dkim::DkimSigner> Service::Impl::signer(const std::string& identity_name) {
-  return signers.get(lower(identity_name), [&]() -> std::shared_ptr<const dkim::DkimSigner> {
+Result<std::shared_ptr<const dkim::DkimSigner>> Service::Impl::signer(
+    const std::string& identity_name) {
+  SignerEntry e = signers.get(lower(identity_name), [&]() -> SignerEntry {
     auto id = identity(identity_name);
-    if (!id || !id->dkim_signing_enabled || id->dkim_private_key_pem.empty()) return nullptr;
+    if (!id) return {true, nullptr};
+    if (!id->dkim_signing_enabled || id->dkim_private_key_pem.empty()) return {};
     auto key = dkim::DkimKey::from_pem(id->dkim_private_key_pem);
     if (!key) {
       log->warn("identity {}: its DKIM key is not usable: {}", id->name, key.status().message());
-      return nullptr;
+      return {};
     }
     dkim::SignerOptions so;
     std::string domain = id->name.substr(id->name.rfind('@') + 1);
@@ -145,10 +167,15 @@ std::shared_ptr<const dkim::DkimSigner> Service::Impl::signer(const std::string&
     auto s = dkim::DkimSigner::create(so, *key);
     if (!s) {
       log->warn("identity {}: cannot sign: {}", id->name, s.status().message());
-      return nullptr;
+      return {};
     }
-    return std::make_shared<const dkim::DkimSigner>(std::move(*s));
+    return {false, std::make_shared<const dkim::DkimSigner>(std::move(*s))};
   });
+  if (e.identity_gone) {
+    return Status::not_found("the identity " + identity_name +
+                             " was deleted after the message was accepted; not sent unsigned");
+  }
+  return e.signer;
 }
 
 MessagePolicy Service::Impl::policy(const std::string& set_name) {
@@ -227,6 +254,10 @@ void Service::stop() {
 }
 
 const DeliveryStats& Service::delivery_stats() const { return impl_->engine->stats(); }
+
+bool Service::may_send_as(const std::string& address) {
+  return impl_->sender_identity(address).has_value();
+}
 spool::MessageSpool& Service::spool() { return *impl_->spool; }
 
 std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages) {
@@ -289,11 +320,8 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
              {}};
       continue;
     }
-    // SES: the address itself or its domain must be a verified identity. The domain identity
-    // signs (an address identity has no key of its own).
-    auto domain_identity = m.identity(from->domain);
-    auto address_identity = domain_identity ? std::nullopt : m.identity(from->address());
-    if (!domain_identity && !address_identity) {
+    auto identity = m.sender_identity(from->address());
+    if (!identity) {
       res = {Refusal::kMessageRejected,
              "Email address is not verified. The following identities failed the check: " +
                  from->address(),
@@ -301,12 +329,19 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
              {}};
       continue;
     }
-    std::string signing_identity = domain_identity ? domain_identity->name : address_identity->name;
-    std::string set_name = msg.configuration_set;
-    if (set_name.empty()) {
-      set_name = domain_identity ? domain_identity->configuration_set
-                                 : address_identity->configuration_set;
+    // The envelope sender (FeedbackForwardingEmailAddress, MAIL FROM) must be verified too:
+    // bounces go there.
+    if (!msg.envelope_from.empty() && !m.sender_identity(msg.envelope_from)) {
+      res = {Refusal::kMessageRejected,
+             "Email address is not verified. The following identities failed the check: " +
+                 msg.envelope_from,
+             "",
+             {}};
+      continue;
     }
+    std::string signing_identity = identity->name;
+    std::string set_name = msg.configuration_set;
+    if (set_name.empty()) set_name = identity->configuration_set;
     std::vector<std::string> reasons = account->suppressed_reasons;
     if (!set_name.empty()) {
       auto set = m.configuration_set(set_name);

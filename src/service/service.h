@@ -34,6 +34,10 @@ class Service : public Submitter {
 
   std::vector<SubmitResult> submit(std::vector<OutboundMessage> messages) override;
 
+  // Whether a created identity covers this address (the address, its domain or a parent
+  // domain). SMTP submission asks this of MAIL FROM.
+  bool may_send_as(const std::string& address);
+
   // Stops accepting, lets delivery finish what is in flight (up to the grace time), and joins.
   void stop();
 

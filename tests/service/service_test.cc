@@ -227,5 +227,74 @@ TEST_F(ServiceTest, SuppressionFollowsTheReasonsInForce) {
   EXPECT_EQ(r[0].suppressed, (std::vector<std::string>{"c@x.example"}));
 }
 
+// SES: a verified domain lets its subdomains send; the parent's key signs.
+TEST_F(ServiceTest, SubdomainsOfAnIdentitySendSignedByIt) {
+  auto r = service_->submit({message("r@x.example", "a@mail.news.example")});
+  ASSERT_EQ(r[0].refusal, Refusal::kNone) << r[0].message;
+  EXPECT_TRUE(service_->may_send_as("b@deep.mail.news.example"));
+  EXPECT_FALSE(service_->may_send_as("b@example"));  // the parent of news.example is not covered
+  EXPECT_FALSE(service_->may_send_as("b@othernews.example"));
+  wait_final();
+  auto files = delivered_files();
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_NE(files[0].find("d=news.example;"), std::string::npos);
+}
+
+// Regression (unverified_envelope_sender): MAIL FROM / FeedbackForwardingEmailAddress of an
+// unverified domain was accepted, so bounces went to a domain nobody verified.
+TEST_F(ServiceTest, AnUnverifiedEnvelopeSenderIsRejected) {
+  auto m = message("r@x.example");
+  m.envelope_from = "x@evil.example";
+  auto r = service_->submit({m});
+  EXPECT_EQ(r[0].refusal, Refusal::kMessageRejected);
+  EXPECT_EQ(r[0].message,
+            "Email address is not verified. The following identities failed the check: "
+            "x@evil.example");
+}
+
+// Regression (deleted_identity_sent_unsigned): mail accepted for an identity deleted before
+// delivery went out without a DKIM signature; now it fails instead.
+TEST_F(ServiceTest, MailOfADeletedIdentityIsNotSentUnsigned) {
+  sink_->stop();
+  service_->stop();
+  service_.reset();
+  start_service();
+  // Nothing can connect while the sink is stopped; accept, then delete the identity.
+  auto r = service_->submit({message("r@x.example")});
+  ASSERT_EQ(r[0].refusal, Refusal::kNone);
+  service_->stop();
+  service_.reset();
+  ASSERT_TRUE(store_->delete_identity("news.example").is_ok());
+  // A new sink for the restarted service.
+  smtp::SinkOptions so;
+  so.maildir = maildir_.string();
+  sink_->stop();
+  sink_io_.stop();
+  sink_thread_.join();
+  sink_io_.restart();
+  auto sink = smtp::SinkServer::start(sink_io_, so);
+  ASSERT_TRUE(sink.is_ok());
+  sink_ = std::move(*sink);
+  sink_thread_ = std::thread([this] { sink_io_.run(); });
+  {
+    // Make the deferred recipient due now.
+    auto sp = spool::MessageSpool::open((dir_.path() / "data" / "spool.db").string());
+    ASSERT_TRUE(sp.is_ok());
+  }
+  start_service();
+  for (int i = 0; i < 500; ++i) {
+    auto states = *service_->spool().recipients_of(r[0].message_id);
+    if (!states.empty() && states[0].state == spool::RecipientState::kFailed) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto states = *service_->spool().recipients_of(r[0].message_id);
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].state, spool::RecipientState::kFailed);
+  EXPECT_EQ(states[0].reply,
+            "the identity news.example was deleted after the message was accepted; not sent "
+            "unsigned");
+  EXPECT_TRUE(delivered_files().empty());
+}
+
 }  // namespace
 }  // namespace magnetic::service
