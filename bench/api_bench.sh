@@ -6,7 +6,7 @@
 #
 #   bench/api_bench.sh [REQUESTS]      REQUESTS calls per run (default 2000, i.e. 100,000 messages)
 #   CLIENTS=32 RUNS=3 bench/api_bench.sh
-#   KEEP=1 bench/api_bench.sh         keep the work folder (logs, data) afterwards
+#   KEEP=1 LOG_LEVEL=info bench/api_bench.sh   keep the work folder (logs, data) afterwards
 #   DKIM=ed25519 bench/api_bench.sh   the identity signs with an Ed25519 key (BYODKIM) instead
 #   RATE=5000 bench/api_bench.sh      open loop: offer 5,000 entries/s in all, whatever the answers
 #                                     take (latency counts from when each request was due)
@@ -56,8 +56,8 @@ for run in $(seq 1 "$RUNS"); do
   "$BIN" keys create --data "$dir/data" --name bench > "$dir/key.json"
   key_id=$(json_field "$dir/key.json" AccessKeyId)
   secret=$(json_field "$dir/key.json" SecretAccessKey)
-  "$BIN" --log-level warn serve --data "$dir/data" --api-listen 127.0.0.1:0 --smtp-listen 127.0.0.1:0 \
-    --config "$work/serve.toml" "${routes[@]}" > "$dir/serve.log" 2>&1 &
+  "$BIN" --log-level "${LOG_LEVEL:-warn}" serve --data "$dir/data" --api-listen 127.0.0.1:0 \
+    --smtp-listen 127.0.0.1:0 --config "$work/serve.toml" "${routes[@]}" > "$dir/serve.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 1 300); do [ -s "$dir/data/listen.json" ] && break; sleep 0.1; done
   [ -s "$dir/data/listen.json" ] || { echo "serve did not start:"; cat "$dir/serve.log"; exit 1; }
