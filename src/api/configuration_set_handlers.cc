@@ -116,10 +116,18 @@ nlohmann::json read_tags(JsonObject& o) {
 
 std::string text(const nlohmann::json& group) { return group.dump(); }
 
+// A stored group back as JSON; text that is not an object (written by hand, or damaged) reads as
+// an unset group rather than failing the request.
 nlohmann::json parse_group(const std::string& stored) {
   if (stored.empty()) return nlohmann::json::object();
   nlohmann::json j = nlohmann::json::parse(stored, nullptr, false);
-  return j.is_discarded() ? nlohmann::json::object() : j;
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+nlohmann::json parse_tags(const std::string& stored) {
+  if (stored.empty()) return nlohmann::json::array();
+  nlohmann::json j = nlohmann::json::parse(stored, nullptr, false);
+  return j.is_array() ? j : nlohmann::json::array();
 }
 
 ApiError set_not_found(const std::string& name) {
@@ -204,7 +212,7 @@ Reply get_configuration_set(Services& s, Call& c) {
   }
   nlohmann::json sending = parse_group(set->sending_options);
   if (!sending.contains("SendingEnabled")) sending["SendingEnabled"] = true;
-  nlohmann::json tags = set->tags.empty() ? nlohmann::json::array() : parse_group(set->tags);
+  nlohmann::json tags = parse_tags(set->tags);
   nlohmann::json out = {{"ConfigurationSetName", set->name},
                         {"DeliveryOptions", delivery},
                         {"ReputationOptions", reputation},
