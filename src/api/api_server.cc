@@ -1,5 +1,8 @@
 #include "api/api_server.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "api/http_server.h"
 #include "api/ses_api.h"
 
@@ -13,6 +16,20 @@ struct ApiServer::Impl {
 Result<std::unique_ptr<ApiServer>> ApiServer::start(boost::asio::io_context& io, ApiOptions options,
                                                     store::Store& store,
                                                     service::Submitter& submitter) {
+  // Selectors are DNS labels: the prefix must leave room for the 8 random characters.
+  const std::string& prefix = options.dkim_selector_prefix;
+  bool label =
+      prefix.size() <= 55 &&
+      std::all_of(prefix.begin(), prefix.end(),
+                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-'; }) &&
+      (prefix.empty() || prefix.front() != '-');
+  if (!label) {
+    return Status::invalid(
+        "dkim_selector_prefix must be at most 55 letters, digits and hyphens, "
+        "not starting with a hyphen; got '" +
+        prefix + "'");
+  }
+
   HttpServerOptions http;
   http.listen_host = options.listen_host;
   http.listen_port = options.listen_port;

@@ -116,10 +116,18 @@ nlohmann::json read_tags(JsonObject& o) {
 
 std::string text(const nlohmann::json& group) { return group.dump(); }
 
+// A stored group back as JSON; text that is not an object (written by hand, or damaged) reads as
+// an unset group rather than failing the request.
 nlohmann::json parse_group(const std::string& stored) {
   if (stored.empty()) return nlohmann::json::object();
   nlohmann::json j = nlohmann::json::parse(stored, nullptr, false);
-  return j.is_discarded() ? nlohmann::json::object() : j;
+  return j.is_object() ? j : nlohmann::json::object();
+}
+
+nlohmann::json parse_tags(const std::string& stored) {
+  if (stored.empty()) return nlohmann::json::array();
+  nlohmann::json j = nlohmann::json::parse(stored, nullptr, false);
+  return j.is_array() ? j : nlohmann::json::array();
 }
 
 ApiError set_not_found(const std::string& name) {
@@ -204,7 +212,7 @@ Reply get_configuration_set(Services& s, Call& c) {
   }
   nlohmann::json sending = parse_group(set->sending_options);
   if (!sending.contains("SendingEnabled")) sending["SendingEnabled"] = true;
-  nlohmann::json tags = set->tags.empty() ? nlohmann::json::array() : parse_group(set->tags);
+  nlohmann::json tags = parse_tags(set->tags);
   nlohmann::json out = {{"ConfigurationSetName", set->name},
                         {"DeliveryOptions", delivery},
                         {"ReputationOptions", reputation},
@@ -217,11 +225,14 @@ Reply get_configuration_set(Services& s, Call& c) {
   return out;
 }
 
-Reply list_configuration_sets(Services& s, Call& c) {
-  store::Page page = read_page(c, 100, 1000);
-  c.finish_query();
-  if (c.error()) return *c.error();
-  auto listing = s.store.list_configuration_sets(page);
+namespace {
+
+Reply set_listing(Services& s, const store::Page& page, const std::string& contains) {
+  auto listing = filtered_listing<store::ConfigurationSet>(
+      page, [&](const store::Page& p) { return s.store.list_configuration_sets(p); },
+      [&](const store::ConfigurationSet& set) {
+        return contains.empty() || set.name.find(contains) != std::string::npos;
+      });
   if (!listing) {
     if (listing.status().code() == StatusCode::kInvalidArgument) {
       return bad_request("NextToken is not a token this service returned.");
@@ -233,6 +244,28 @@ Reply list_configuration_sets(Services& s, Call& c) {
   nlohmann::json out = {{"ConfigurationSets", names}};
   if (!listing->next_token.empty()) out["NextToken"] = listing->next_token;
   return out;
+}
+
+}  // namespace
+
+Reply list_configuration_sets(Services& s, Call& c) {
+  store::Page page = read_page(c, 100, 1000);
+  c.finish_query();
+  if (c.error()) return *c.error();
+  return set_listing(s, page, "");
+}
+
+// The POST form of newer SES v2 models, with Filter CONFIGURATION_SET_NAME_CONTAINS.
+Reply list_configuration_sets_post(Services& s, Call& c) {
+  store::Page page = read_body_page(c, 100, 1000);
+  std::string contains;
+  if (auto f = c.body.object("Filter")) {
+    contains = f->string("CONFIGURATION_SET_NAME_CONTAINS").value_or("");
+    f->finish();
+  }
+  c.body.finish();
+  if (c.error()) return *c.error();
+  return set_listing(s, page, contains);
 }
 
 Reply delete_configuration_set(Services& s, Call& c) {

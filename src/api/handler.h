@@ -88,11 +88,13 @@ Reply put_account_suppression_attributes(Services& s, Call& c);
 Reply create_email_identity(Services& s, Call& c);
 Reply get_email_identity(Services& s, Call& c);
 Reply list_email_identities(Services& s, Call& c);
+Reply list_email_identities_post(Services& s, Call& c);
 Reply delete_email_identity(Services& s, Call& c);
 
 Reply create_configuration_set(Services& s, Call& c);
 Reply get_configuration_set(Services& s, Call& c);
 Reply list_configuration_sets(Services& s, Call& c);
+Reply list_configuration_sets_post(Services& s, Call& c);
 Reply delete_configuration_set(Services& s, Call& c);
 Reply put_configuration_set_delivery_options(Services& s, Call& c);
 Reply put_configuration_set_reputation_options(Services& s, Call& c);
@@ -108,5 +110,28 @@ Reply list_suppressed_destinations(Services& s, Call& c);
 // A store listing's page from NextToken and PageSize query parameters (PageSize in
 // [1, max_size], default_size when absent).
 store::Page read_page(Call& c, size_t default_size, size_t max_size);
+
+// The same from body members (the POST list operations of newer SES v2 models).
+store::Page read_body_page(Call& c, size_t default_size, size_t max_size);
+
+// A listing filtered here (the store does not filter): store pages of page.size are read until
+// one holds a match or the list ends (at most kMaxFilterPages at a time), so a page may be shorter
+// than PageSize, even empty, while NextToken says there is more, as SES pages may be.
+constexpr int kMaxFilterPages = 100;
+template <typename T, typename List, typename Keep>
+Result<store::Listing<T>> filtered_listing(store::Page page, List list, Keep keep) {
+  store::Listing<T> out;
+  for (int i = 0; i < kMaxFilterPages; ++i) {
+    Result<store::Listing<T>> got = list(page);
+    if (!got) return got.status();
+    for (T& item : got->items) {
+      if (keep(item)) out.items.push_back(std::move(item));
+    }
+    out.next_token = got->next_token;
+    page.token = got->next_token;
+    if (!out.items.empty() || page.token.empty()) break;
+  }
+  return out;
+}
 
 }  // namespace magnetic::api

@@ -196,7 +196,16 @@ class Connection {
           std::lock_guard<std::mutex> lock(state->mu);
           if (state->stopped) return plain_error(503, "server stopping");
         }
-        return state->handler(*request);
+        // A handler that throws is a bug; the client gets a 500 and the process stays up.
+        try {
+          return state->handler(*request);
+        } catch (const std::exception& e) {
+          logger("api")->error("handler failed on {} {}: {}", request->method, request->path,
+                               e.what());
+        } catch (...) {
+          logger("api")->error("handler failed on {} {}", request->method, request->path);
+        }
+        return plain_error(500, "internal error");
       };
       // Named awaitables: GCC 12 destroys some temporaries of a co_await expression twice.
       auto pending = run_on_pool(state->pool, std::move(job));

@@ -35,11 +35,13 @@ const Route kRoutes[] = {
 
     {"POST", "identities", create_email_identity, "CreateEmailIdentity"},
     {"GET", "identities", list_email_identities, "ListEmailIdentities"},
+    {"POST", "list-identities", list_email_identities_post, "ListEmailIdentities"},
     {"GET", "identities/{}", get_email_identity, "GetEmailIdentity"},
     {"DELETE", "identities/{}", delete_email_identity, "DeleteEmailIdentity"},
 
     {"POST", "configuration-sets", create_configuration_set, "CreateConfigurationSet"},
     {"GET", "configuration-sets", list_configuration_sets, "ListConfigurationSets"},
+    {"POST", "list-configuration-sets", list_configuration_sets_post, "ListConfigurationSets"},
     {"GET", "configuration-sets/{}", get_configuration_set, "GetConfigurationSet"},
     {"DELETE", "configuration-sets/{}", delete_configuration_set, "DeleteConfigurationSet"},
     {"PUT", "configuration-sets/{}/delivery-options", put_configuration_set_delivery_options,
@@ -293,6 +295,16 @@ store::Page read_page(Call& c, size_t default_size, size_t max_size) {
   if (auto token = c.query("NextToken")) page.token = *token;
   if (auto size = c.query_integer("PageSize", 1, static_cast<int64_t>(max_size))) {
     page.size = static_cast<size_t>(*size);
+  }
+  return page;
+}
+
+store::Page read_body_page(Call& c, size_t default_size, size_t max_size) {
+  store::Page page;
+  page.size = default_size;
+  if (auto token = c.body.string("NextToken")) page.token = *token;
+  if (auto size = c.body.integer("PageSize", Need::kOptional, 0, static_cast<int64_t>(max_size))) {
+    if (*size > 0) page.size = static_cast<size_t>(*size);
   }
   return page;
 }

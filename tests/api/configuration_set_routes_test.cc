@@ -119,6 +119,24 @@ TEST(ConfigurationSetRoutes, ListAndDelete) {
             json({{"ConfigurationSets", {"a", "c"}}}));
 }
 
+TEST(ConfigurationSetRoutes, ListWithPostAndFilter) {
+  TestServer server;
+  for (const char* n : {"news-eu", "news-us", "receipts"}) {
+    ASSERT_EQ(server.post("/v2/email/configuration-sets", {{"ConfigurationSetName", n}}).status,
+              200);
+  }
+  Response r = server.post("/v2/email/list-configuration-sets",
+                           {{"Filter", {{"CONFIGURATION_SET_NAME_CONTAINS", "news"}}}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json(), json({{"ConfigurationSets", {"news-eu", "news-us"}}}));
+  r = server.post("/v2/email/list-configuration-sets", {{"PageSize", 2}});
+  EXPECT_EQ(r.json()["ConfigurationSets"], json({"news-eu", "news-us"}));
+  r = server.post("/v2/email/list-configuration-sets", {{"NextToken", r.json()["NextToken"]}});
+  EXPECT_EQ(r.json(), json({{"ConfigurationSets", {"receipts"}}}));
+  r = server.post("/v2/email/list-configuration-sets", {{"PageSize", 1001}});
+  EXPECT_EQ(r.message(), "PageSize must be between 0 and 1000; got 1001.");
+}
+
 TEST(ConfigurationSetRoutes, CreateErrors) {
   TestServer server;
   ASSERT_EQ(server.post("/v2/email/configuration-sets", {{"ConfigurationSetName", "x"}}).status,

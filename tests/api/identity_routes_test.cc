@@ -171,6 +171,45 @@ TEST(IdentityRoutes, ListAndDelete) {
   EXPECT_EQ(server.get("/v2/email/identities/a.example").status, 404);
 }
 
+// Newer SES v2 models (the JS SDK since 2026) list with POST and a Filter.
+TEST(IdentityRoutes, ListWithPostAndFilter) {
+  TestServer server;
+  for (const char* name : {"a@one.example", "one.example", "two.example", "b@two.example"}) {
+    json request = {{"EmailIdentity", name}};
+    if (std::string(name).find('@') == std::string::npos) {
+      request["DkimSigningAttributes"] = {{"NextSigningKeyLength", "RSA_1024_BIT"}};
+    }
+    ASSERT_EQ(server.post("/v2/email/identities", request).status, 200);
+  }
+  auto names = [](const Response& r) {
+    std::vector<std::string> out;
+    json j = r.json();
+    for (const auto& i : j["EmailIdentities"]) out.push_back(i["IdentityName"]);
+    return out;
+  };
+  Response r = server.post("/v2/email/list-identities", json::object());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(names(r).size(), 4u);
+  r = server.post("/v2/email/list-identities", {{"Filter", {{"IDENTITY_TYPE", "DOMAIN"}}}});
+  EXPECT_EQ(names(r), (std::vector<std::string>{"one.example", "two.example"}));
+  r = server.post("/v2/email/list-identities",
+                  {{"Filter", {{"IDENTITY_NAME_CONTAINS", "two"}}}, {"PageSize", 1}});
+  std::vector<std::string> seen = names(r);
+  while (r.json().contains("NextToken")) {
+    r = server.post("/v2/email/list-identities", {{"Filter", {{"IDENTITY_NAME_CONTAINS", "two"}}},
+                                                  {"PageSize", 1},
+                                                  {"NextToken", r.json()["NextToken"]}});
+    ASSERT_EQ(r.status, 200) << r.body;
+    for (const auto& n : names(r)) seen.push_back(n);
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"b@two.example", "two.example"}));
+  r = server.post("/v2/email/list-identities", {{"Filter", {{"VERIFICATION_STATUS", "PENDING"}}}});
+  EXPECT_EQ(r.json(), json({{"EmailIdentities", json::array()}}));
+  r = server.post("/v2/email/list-identities", {{"Filter", {{"NAME", "x"}}}});
+  EXPECT_EQ(r.message(), "Unknown field Filter.NAME.");
+}
+
 TEST(IdentityRoutes, Errors) {
   TestServer server;
   struct Case {
