@@ -180,11 +180,15 @@ class Renderer {
                     std::to_string(options_.max_output) + " bytes (max_output)");
   }
 
-  bool step_limit(const Node& at) {
-    return fail(at.line, at.column,
+  bool step_limit(int line, int column) {
+    return fail(line, column,
                 "the render exceeds the step limit of " + std::to_string(options_.max_steps) +
                     " steps (max_steps)");
   }
+  bool step_limit(const Node& at) { return step_limit(at.line, at.column); }
+
+  // Steps left, as a bound on a conversion that is charged a step per byte.
+  size_t steps_left() const { return steps_ < max_steps_ ? max_steps_ - steps_ : 0; }
 
   // Counts one step at `at` (a node visited, a block iteration).
   bool step(const Node& at) {
@@ -383,8 +387,13 @@ class Renderer {
           out = detail::property(obj, key, detail::array_index(key), steps_);
           return true;
         }
+        // An array's String() is charged a step per byte, so it is built no further than the
+        // steps left.
         std::string key;
-        (void)detail::append_js_string(field, key);
+        if (!detail::append_js_string(field, key,
+                                      field.is_array() ? steps_left() : detail::kNoLimit)) {
+          return step_limit(call.line, call.column);
+        }
         if (field.is_array()) steps_ += key.size();
         out = detail::property(obj, key, detail::array_index(key), steps_);
         return true;
@@ -496,7 +505,9 @@ class Renderer {
     if (node.dynamic_name) {
       Value n;
       if (!eval(*node.dynamic_name, c, true, n)) return false;
-      (void)detail::append_js_string(n, dynamic);
+      if (!detail::append_js_string(n, dynamic, n.is_array() ? steps_left() : detail::kNoLimit)) {
+        return step_limit(node);
+      }
       if (n.is_array()) steps_ += dynamic.size();
       name = dynamic;
     }

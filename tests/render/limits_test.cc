@@ -259,6 +259,17 @@ TEST(RenderLimits, StepsCountWhatLookupsReadFromTheData) {
   EXPECT_EQ(render(tpl, data, {0, 3006}),
             "ERROR: template: line 1, column 12: the render exceeds the step limit of 3006 steps "
             "(max_steps)");
+
+  // An array as a lookup key is turned into its String(), "x,x,...": 199 bytes for 100 items.
+  // It is built no further than the steps left allow.
+  json keys = json::array();
+  for (int i = 0; i < 100; ++i) keys.push_back("x");
+  json lookup_data = json{{"a", {1, 2, 3}}, {"k", keys}, {"o", json::object()}};
+  const std::string lookup = "{{#each a}}{{lookup ../o ../k}}{{/each}}";
+  EXPECT_EQ(render(lookup, lookup_data, {0, 604}), "");
+  EXPECT_EQ(render(lookup, lookup_data, {0, 603}),
+            "ERROR: template: line 1, column 12: the render exceeds the step limit of 603 steps "
+            "(max_steps)");
 }
 
 // ---- nothing else changes ----
