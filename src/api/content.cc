@@ -329,6 +329,9 @@ Result<TemplateText> render_template(const CompiledTemplate& t, const nlohmann::
   render::RenderOptions plain{render::Escape::kNone, /*strict=*/true};
   render::RenderOptions html{ses_escaping ? render::Escape::kNone : render::Escape::kHtml,
                              /*strict=*/true};
+  // A template can expand without bound: at most SES's message size per part, and bounded work.
+  plain.max_output = html.max_output = 40 * 1024 * 1024;
+  plain.max_steps = html.max_steps = 10'000'000;
   TemplateText out;
   for (auto [tmpl, options, slot] :
        {std::tuple{t.subject.get(), &plain, &out.subject},

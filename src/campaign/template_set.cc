@@ -60,6 +60,10 @@ Status TemplateSet::render(const nlohmann::json& data, bool strict, RenderedPart
   out.html.clear();
   render::RenderOptions plain{render::Escape::kNone, strict};
   render::RenderOptions html{render::Escape::kHtml, strict};
+  // A template can expand without bound: at most 40 MB per part (SES's message size), and
+  // bounded work.
+  plain.max_output = html.max_output = 40 * 1024 * 1024;
+  plain.max_steps = html.max_steps = 10'000'000;
   if (Status s = subject_->render(data, plain, out.subject); !s) return s;
   if (text_) {
     if (Status s = text_->render(data, plain, out.text); !s) return s;

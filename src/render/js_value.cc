@@ -138,19 +138,65 @@ const void* identity(const Value& v) {
   }
 }
 
-void append_array(const json& arr, std::string& out) {
+// Appends s unless that makes out longer than limit.
+bool put(std::string_view s, std::string& out, size_t limit) {
+  if (out.size() > limit || s.size() > limit - out.size()) return false;
+  out.append(s);
+  return true;
+}
+
+bool put_number(double d, std::string& out, size_t limit) {
+  size_t before = out.size();
+  append_js_number(d, out);  // a few dozen bytes at most: written, then taken back if too long
+  if (out.size() <= limit) return true;
+  out.resize(before);
+  return false;
+}
+
+bool append_array(const json& arr, std::string& out, size_t limit) {
   bool first = true;
   for (const auto& item : arr) {
-    if (!first) out.push_back(',');
+    if (!first && !put(",", out, limit)) return false;
     first = false;
-    append_output(Value::of(item), out);
+    if (!append_output(Value::of(item), out, limit)) return false;
+  }
+  return true;
+}
+
+// ToNumber(String(array)) without building the string: two or more elements put a comma in
+// it, which makes it NaN, so only a chain of one-element arrays down to a scalar can give a
+// number. Adds the arrays and string bytes read to `work`.
+double array_to_number(const json& arr, size_t& work) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const json* j = &arr;
+  while (j->is_array()) {
+    ++work;
+    if (j->empty()) return 0;  // ""
+    if (j->size() > 1) return nan;
+    j = &(*j)[0];
+  }
+  switch (j->type()) {
+    case json::value_t::null:
+      return 0;  // an element that is null joins as ""
+    case json::value_t::string:
+      work += j->get_ref<const std::string&>().size();
+      return string_to_number(j->get_ref<const std::string&>());
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return json_number(*j);  // String() of a number reads back as the same number
+    default:
+      return nan;  // "true", "false", "[object Object]", "undefined"
   }
 }
 
 // "abc".length and "abc"[i]. An index inside a character outside the BMP names half of a
 // surrogate pair in JS, which Node writes out as U+FFFD.
-Value string_property(std::string_view s, std::string_view key, int64_t index) {
-  if (key == "length") return Value::of_number(utf16_length(s));
+Value string_property(std::string_view s, std::string_view key, int64_t index, size_t& work) {
+  if (key == "length") {
+    work += s.size();
+    return Value::of_number(utf16_length(s));
+  }
   if (index < 0) return Value();
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
   int64_t unit = 0;
@@ -160,11 +206,13 @@ Value string_property(std::string_view s, std::string_view key, int64_t index) {
     len = std::min(len, s.size() - i);
     int64_t units = len == 4 ? 2 : 1;
     if (index < unit + units) {
+      work += i;
       return Value::of_string(units == 2 ? kReplacement : s.substr(i, len));
     }
     unit += units;
     i += len;
   }
+  work += s.size();
   return Value();
 }
 
@@ -266,61 +314,49 @@ void append_js_number(double d, std::string& out) {
   }
 }
 
-void append_output(const Value& v, std::string& out) {
-  if (v.is_nullish()) return;
-  append_js_string(v, out);
+bool append_output(const Value& v, std::string& out, size_t limit) {
+  if (v.is_nullish()) return true;
+  return append_js_string(v, out, limit);
 }
 
-void append_js_string(const Value& v, std::string& out) {
+bool append_js_string(const Value& v, std::string& out, size_t limit) {
   switch (v.kind) {
     case Value::Kind::kUndefined:
-      out += "undefined";
-      return;
+      return put("undefined", out, limit);
     case Value::Kind::kNumber:
-      append_js_number(v.number, out);
-      return;
+      return put_number(v.number, out, limit);
     case Value::Kind::kBool:
-      out += v.boolean ? "true" : "false";
-      return;
+      return put(v.boolean ? "true" : "false", out, limit);
     case Value::Kind::kString:
-      out += v.string;
-      return;
+      return put(v.string, out, limit);
     case Value::Kind::kNullContext:
     case Value::Kind::kOverlay:
-      out += "[object Object]";
-      return;
+      return put("[object Object]", out, limit);
     case Value::Kind::kJson:
       break;
   }
   const json& j = *v.json;
   switch (j.type()) {
     case json::value_t::null:
-      out += "null";
-      return;
+      return put("null", out, limit);
     case json::value_t::boolean:
-      out += j.get<bool>() ? "true" : "false";
-      return;
+      return put(j.get<bool>() ? "true" : "false", out, limit);
     case json::value_t::string:
-      out += j.get_ref<const std::string&>();
-      return;
+      return put(j.get_ref<const std::string&>(), out, limit);
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
     case json::value_t::number_float:
-      append_js_number(json_number(j), out);
-      return;
+      return put_number(json_number(j), out, limit);
     case json::value_t::array:
-      append_array(j, out);
-      return;
+      return append_array(j, out, limit);
     case json::value_t::discarded:
-      out += "undefined";
-      return;
+      return put("undefined", out, limit);
     default:
-      out += "[object Object]";
-      return;
+      return put("[object Object]", out, limit);
   }
 }
 
-bool loose_equal(const Value& a, const Value& b) {
+bool loose_equal(const Value& a, const Value& b, size_t& work) {
   // null and undefined equal each other and nothing else.
   if (a.is_nullish() || b.is_nullish()) return a.is_nullish() && b.is_nullish();
 
@@ -330,12 +366,25 @@ bool loose_equal(const Value& a, const Value& b) {
     // ToPrimitive(object) is its String(); compare that with the primitive.
     const Value& obj = a_obj ? a : b;
     const Value& prim = a_obj ? b : a;
-    std::string s;
-    append_js_string(obj, s);
-    if (is_string(prim)) return s == string_of(prim);
-    return string_to_number(s) == primitive_to_number(prim);
+    if (is_string(prim)) {
+      // A String() longer than the primitive cannot equal it: build no more than one byte past.
+      std::string_view p = string_of(prim);
+      std::string s;
+      bool whole = append_js_string(obj, s, p.size());
+      if (obj.is_array()) work += s.size();
+      return whole && s == p;
+    }
+    if (obj.is_array()) return array_to_number(*obj.json, work) == primitive_to_number(prim);
+    return false;  // "[object Object]" is NaN, equal to no number
   }
-  if (is_string(a) && is_string(b)) return string_of(a) == string_of(b);
+  if (is_string(a) && is_string(b)) {
+    std::string_view sa = string_of(a), sb = string_of(b);
+    if (sa.size() != sb.size()) return false;
+    work += sa.size();
+    return sa == sb;
+  }
+  if (is_string(a)) work += string_of(a).size();
+  if (is_string(b)) work += string_of(b).size();
   if (is_bool_like(a) && is_bool_like(b)) return primitive_to_number(a) == primitive_to_number(b);
   return primitive_to_number(a) == primitive_to_number(b);
 }
@@ -351,7 +400,7 @@ int64_t array_index(std::string_view key) {
   return v < 4294967295LL ? v : -1;
 }
 
-Value property(const Value& parent, std::string_view key, int64_t index) {
+Value property(const Value& parent, std::string_view key, int64_t index, size_t& work) {
   switch (parent.kind) {
     case Value::Kind::kJson: {
       const json& j = *parent.json;
@@ -366,17 +415,19 @@ Value property(const Value& parent, std::string_view key, int64_t index) {
         if (key == "length") return Value::of_number(static_cast<double>(j.size()));
         return Value();
       }
-      if (j.is_string()) return string_property(j.get_ref<const std::string&>(), key, index);
+      if (j.is_string()) {
+        return string_property(j.get_ref<const std::string&>(), key, index, work);
+      }
       return Value();
     }
     case Value::Kind::kString:
-      return string_property(parent.string, key, index);
+      return string_property(parent.string, key, index, work);
     case Value::Kind::kOverlay: {
       const auto& hash = parent.overlay->hash;
       for (auto it = hash.rbegin(); it != hash.rend(); ++it) {
         if (it->first == key) return it->second;
       }
-      return property(parent.overlay->base, key, index);
+      return property(parent.overlay->base, key, index, work);
     }
     default:
       return Value();  // numbers, booleans, the null context: no own properties

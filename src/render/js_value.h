@@ -2,9 +2,17 @@
 // values (JS number formatting, comma-joined arrays, "[object Object]"), truthiness and
 // Handlebars' isEmpty, loose equality (==) for its context-stack rule, Object.keys order and
 // own-property lookup. Internal to the render module.
+//
+// The functions whose cost grows with the data rather than with the template (a comparison that
+// turns an array into a string, `.length` or `[i]` of a long string) add what they read to a
+// `work` counter, which the renderer charges to its step limit: otherwise a template could loop
+// over cheap steps that each read a large value, with no output to stop it.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -87,20 +95,27 @@ bool truthy(const Value& v);
 // Handlebars' Utils.isEmpty: falsy but not 0, or an empty array.
 bool is_empty(const Value& v);
 
+// No bound on the size of `out` below.
+inline constexpr size_t kNoLimit = std::numeric_limits<size_t>::max();
+
 // Appends what `{{value}}` writes before escaping: nothing for null and undefined, else
-// String(value).
-void append_output(const Value& v, std::string& out);
-// Appends String(value) ("null", "undefined" included), as JS does for a property key.
-void append_js_string(const Value& v, std::string& out);
+// String(value). Returns false when that would make `out` longer than `limit` bytes; `out` then
+// holds part of it, never more than `limit` bytes.
+bool append_output(const Value& v, std::string& out, size_t limit = kNoLimit);
+// Appends String(value) ("null", "undefined" included), as JS does for a property key. `limit`
+// as for append_output.
+bool append_js_string(const Value& v, std::string& out, size_t limit = kNoLimit);
 // Appends a number as JS Number.prototype.toString() writes it.
 void append_js_number(double d, std::string& out);
 
-// JS `a == b` with objects compared by identity.
-bool loose_equal(const Value& a, const Value& b);
+// JS `a == b` with objects compared by identity. Adds to `work` the array elements and string
+// bytes the comparison reads.
+bool loose_equal(const Value& a, const Value& b, size_t& work);
 
 // lookupProperty(parent, key): own properties only (handlebars' default prototype rules).
-// `index` is `key` read as an array index, or -1.
-Value property(const Value& parent, std::string_view key, int64_t index);
+// `index` is `key` read as an array index, or -1. Adds to `work` the bytes of a string it scans
+// (for `length` and indexes of strings).
+Value property(const Value& parent, std::string_view key, int64_t index, size_t& work);
 
 // `key` read as a canonical JS array index, or -1.
 int64_t array_index(std::string_view key);
@@ -156,24 +171,26 @@ bool for_each_entry(const Value& v, F&& f) {
   }
   if (v.kind == Value::Kind::kOverlay) {
     // Object.assign order: the base's keys (with hash values where a hash key repeats one),
-    // then the hash keys that are new.
+    // then the hash keys that are new. The base's keys are distinct already, so only the hash
+    // keys (as many as the template wrote) are looked for: a large base costs its size times
+    // their number, not its size squared.
     std::vector<std::pair<std::string_view, Value>> entries;
     const Value& base = v.overlay->base;
-    auto add = [&](std::string_view key, const Value& value) {
-      for (auto& e : entries) {
-        if (e.first == key) {
-          e.second = value;
-          return;
-        }
-      }
-      entries.emplace_back(key, value);
-    };
     if (base.kind == Value::Kind::kJson && base.json->is_object()) {
       std::vector<nlohmann::json::const_iterator> order;
       object_key_order(*base.json, order);
-      for (const auto& it : order) add(it.key(), Value::of(it.value()));
+      entries.reserve(order.size() + v.overlay->hash.size());
+      for (const auto& it : order) entries.emplace_back(it.key(), Value::of(it.value()));
     }
-    for (const auto& h : v.overlay->hash) add(h.first, h.second);
+    for (const auto& h : v.overlay->hash) {
+      auto same = std::find_if(entries.begin(), entries.end(),
+                               [&](const auto& e) { return e.first == h.first; });
+      if (same != entries.end()) {
+        same->second = h.second;
+      } else {
+        entries.emplace_back(h.first, h.second);
+      }
+    }
     for (size_t i = 0; i < entries.size(); ++i) {
       if (!f(Value::of_string(entries[i].first), entries[i].second, i, i + 1 == entries.size()))
         return false;

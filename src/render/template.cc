@@ -4,10 +4,19 @@
 // parameters, @data frames, inline partials in scope, the current @partial-block) lives in
 // small frames on the C++ stack, each pointing at its parent, so a render allocates nothing of
 // its own beyond what the output string needs (a partial with hash arguments, an #each over an
-// object with numeric keys and the indentation of a standalone partial are the exceptions).
+// object with numeric keys and a value turned into a string to compare it are the exceptions).
 // The rules of the context stack are handlebars.js's: a block body gets a new stack entry only
 // when its context differs (by JS ==) from the current top; helpers see a null context as an
 // empty object.
+//
+// Limits: a template is the sender's input, and a few nested #each over a modest array expand
+// without bound, so every render runs against two budgets of RenderOptions. The output limit is
+// checked before each append to the caller's string (the only buffer output goes to; values
+// turned into strings on the way are built with the same bound), so it is never passed, not
+// merely detected afterwards. The step limit counts nodes visited and block iterations, which
+// bounds loops that write nothing, plus what a conversion reads from the data (a context compared
+// with an array, `.length` of a long string), so that no step is unboundedly expensive. The
+// nesting of programs is bounded too, as the thread's stack would not be.
 //
 // Written by hand: no Handlebars implementation is packaged for C++ (Debian has mustache
 // libraries only, which lack #each/@index, else-if chains, inline partials and handlebars'
@@ -15,6 +24,7 @@
 #include "render/template.h"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -41,6 +51,36 @@ namespace {
 
 // A partial that renders partials: deeper than this is taken for unbounded recursion.
 constexpr int kMaxPartialDepth = 64;
+// Programs running inside one another (block bodies, partials). The parser allows blocks 200
+// deep and partials add 64 levels of those, which would take far more stack than a worker
+// thread has. An #each level takes about 2 KB of stack in an optimized build, so this bounds a
+// render to about 1 MB of it (a debug or sanitizer build takes several times more).
+constexpr int kMaxProgramDepth = 500;
+
+// Bytes that escape_html writes for `text`.
+size_t escaped_size(std::string_view text) {
+  size_t n = text.size();
+  for (char ch : text) {
+    switch (ch) {
+      case '&':
+        n += 4;  // &amp;
+        break;
+      case '<':
+      case '>':
+        n += 3;  // &lt; &gt;
+        break;
+      case '"':
+      case '\'':
+      case '`':
+      case '=':
+        n += 5;  // &quot; &#x27; &#x60; &#x3D;
+        break;
+      default:
+        break;
+    }
+  }
+  return n;
+}
 
 // One entry of the context stack (handlebars' `depths`).
 struct Frame {
@@ -89,9 +129,9 @@ struct Ctx {
   const Scope* scope;
 };
 
-bool needs_push(const Value& context, const Frame* depths) {
+bool needs_push(const Value& context, const Frame* depths, size_t& work) {
   if (!depths) return true;
-  if (detail::loose_equal(context, depths->context)) return false;
+  if (detail::loose_equal(context, depths->context, work)) return false;
   return !(context.kind == Value::Kind::kNullContext && depths->context.is_json_null());
 }
 
@@ -108,7 +148,14 @@ class Renderer {
  public:
   Renderer(const Template::Impl& tmpl, const RenderOptions& options, const Partials* partials,
            std::string& out)
-      : options_(options), partials_(partials), out_(out), name_(&tmpl.name) {}
+      : options_(options),
+        partials_(partials),
+        out_(out),
+        name_(&tmpl.name),
+        out_limit_(options.max_output == 0 || options.max_output > detail::kNoLimit - out.size()
+                       ? detail::kNoLimit
+                       : out.size() + options.max_output),
+        max_steps_(options.max_steps == 0 ? detail::kNoLimit : options.max_steps) {}
 
   Status run(const Program& root, const nlohmann::json& data) {
     DataFrame frame;
@@ -125,15 +172,67 @@ class Renderer {
     return false;
   }
 
+  // ---- limits ----
+
+  bool output_limit(const Node& at) {
+    return fail(at.line, at.column,
+                "the rendered part exceeds the output limit of " +
+                    std::to_string(options_.max_output) + " bytes (max_output)");
+  }
+
+  bool step_limit(int line, int column) {
+    return fail(line, column,
+                "the render exceeds the step limit of " + std::to_string(options_.max_steps) +
+                    " steps (max_steps)");
+  }
+  bool step_limit(const Node& at) { return step_limit(at.line, at.column); }
+
+  // Steps left, as a bound on a conversion that is charged a step per byte.
+  size_t steps_left() const { return steps_ < max_steps_ ? max_steps_ - steps_ : 0; }
+
+  // Counts one step at `at` (a node visited, a block iteration).
+  bool step(const Node& at) {
+    ++steps_;
+    return steps_ <= max_steps_ || step_limit(at);
+  }
+
+  // Bytes the output may still grow by.
+  size_t room() const { return out_limit_ - out_.size(); }
+
+  bool write(std::string_view text, const Node& at) {
+    if (text.size() > room()) return output_limit(at);
+    out_.append(text);
+    return true;
+  }
+
+  bool write_escaped(std::string_view text, const Node& at) {
+    // An entity is at most 6 bytes for 1: the exact size is counted only near the limit.
+    if (text.size() > room() / 6 && escaped_size(text) > room()) return output_limit(at);
+    escape_html(text, out_);
+    return true;
+  }
+
+  bool write_value(const Value& v, const Node& at) {
+    if (!detail::append_output(v, out_, out_limit_)) return output_limit(at);
+    return true;
+  }
+
   // Runs `p` with `self` as its context. `outer` gives the stacks; `values` are the block
   // parameters the helper hands the body.
   bool program(const Program* p, const Value& self, const Ctx& outer, const Value* values,
                size_t value_count) {
     if (!p) return true;
+    // Failures abandon the whole render, so depth_ is put back only on success.
+    if (++depth_ > kMaxProgramDepth && !p->body.empty()) {
+      const Node& at = p->body.front();
+      return fail(at.line, at.column,
+                  "blocks and partials nested more than " + std::to_string(kMaxProgramDepth) +
+                      " deep (recursive partial?)");
+    }
     Ctx c = outer;
     c.self = self;
     Frame frame{self, outer.depths};
-    if (needs_push(self, outer.depths)) c.depths = &frame;
+    if (needs_push(self, outer.depths, steps_)) c.depths = &frame;
     ParamFrame params{{}, 0, outer.params};
     if (!p->block_params.empty()) {
       for (size_t i = 0; i < value_count && i < 2; ++i) params.values[i] = values[i];
@@ -144,9 +243,10 @@ class Renderer {
     if (!p->inlines.empty()) c.scope = &scope;
 
     for (const Node& node : p->body) {
+      if (!step(node)) return false;
       switch (node.kind) {
         case Node::Kind::kContent:
-          out_ += node.value;
+          if (!write(node.value, node)) return false;
           break;
         case Node::Kind::kMustache:
           if (!mustache(node, c)) return false;
@@ -161,7 +261,10 @@ class Renderer {
         default:
           break;
       }
+      // What the node's conversions read counts too; the nodes within it checked their own.
+      if (steps_ > max_steps_) return step_limit(node);
     }
+    --depth_;
     return true;
   }
 
@@ -218,8 +321,9 @@ class Renderer {
           const detail::Segment& seg = path.parts[0];
           v = Value();
           for (const Frame* f = c.depths; f; f = f->parent) {
+            ++steps_;
             if (!detail::truthy(f->context)) continue;
-            Value r = detail::property(f->context, seg.name, seg.index);
+            Value r = detail::property(f->context, seg.name, seg.index, steps_);
             if (!r.is_nullish()) {
               v = r;
               break;
@@ -237,7 +341,7 @@ class Renderer {
         return v;
       }
       const detail::Segment& seg = path.parts[i];
-      v = detail::property(v, seg.name, seg.index);
+      v = detail::property(v, seg.name, seg.index, steps_);
       if (v.is_undefined()) missing = true;
     }
     return v;
@@ -280,12 +384,18 @@ class Renderer {
         }
         if (field.kind == Value::Kind::kJson && field.json->is_string()) {
           const std::string& key = field.json->get_ref<const std::string&>();
-          out = detail::property(obj, key, detail::array_index(key));
+          out = detail::property(obj, key, detail::array_index(key), steps_);
           return true;
         }
+        // An array's String() is charged a step per byte, so it is built no further than the
+        // steps left.
         std::string key;
-        detail::append_js_string(field, key);
-        out = detail::property(obj, key, detail::array_index(key));
+        if (!detail::append_js_string(field, key,
+                                      field.is_array() ? steps_left() : detail::kNoLimit)) {
+          return step_limit(call.line, call.column);
+        }
+        if (field.is_array()) steps_ += key.size();
+        out = detail::property(obj, key, detail::array_index(key), steps_);
         return true;
       }
       case Call::Helper::kLog:
@@ -302,22 +412,18 @@ class Renderer {
     if (node.call.helper == Call::Helper::kLog) return true;
     Value v;
     if (!eval_call(node.call, c, v)) return false;
-    if (!node.escaped || options_.escape == Escape::kNone) {
-      detail::append_output(v, out_);
-      return true;
-    }
+    if (!node.escaped || options_.escape == Escape::kNone) return write_value(v, node);
     if (v.kind == Value::Kind::kJson && v.json->is_string()) {
-      escape_html(v.json->get_ref<const std::string&>(), out_);
-    } else if (v.kind == Value::Kind::kString) {
-      escape_html(v.string, out_);
-    } else if (v.kind == Value::Kind::kJson && (v.json->is_array() || v.json->is_object())) {
-      std::string text;
-      detail::append_output(v, text);
-      escape_html(text, out_);
-    } else {
-      detail::append_output(v, out_);  // numbers, booleans: nothing to escape
+      return write_escaped(v.json->get_ref<const std::string&>(), node);
     }
-    return true;
+    if (v.kind == Value::Kind::kString) return write_escaped(v.string, node);
+    if (v.kind == Value::Kind::kJson && (v.json->is_array() || v.json->is_object())) {
+      // Escaping never shortens, so a String() longer than the room left is already too long.
+      std::string text;
+      if (!detail::append_output(v, text, room())) return output_limit(node);
+      return write_escaped(text, node);
+    }
+    return write_value(v, node);  // numbers, booleans: nothing to escape
   }
 
   // `this` as helpers see it.
@@ -381,6 +487,7 @@ class Renderer {
     Ctx inner = c;
     inner.data = &frame;
     return detail::for_each_entry(v, [&](const Value& key, const Value& item, size_t i, bool last) {
+      if (!step(node)) return false;
       frame.key = key;
       frame.index = Value::of_number(static_cast<double>(i));
       frame.first = Value::of_bool(i == 0);
@@ -398,7 +505,10 @@ class Renderer {
     if (node.dynamic_name) {
       Value n;
       if (!eval(*node.dynamic_name, c, true, n)) return false;
-      detail::append_js_string(n, dynamic);
+      if (!detail::append_js_string(n, dynamic, n.is_array() ? steps_left() : detail::kNoLimit)) {
+        return step_limit(node);
+      }
+      if (n.is_array()) steps_ += dynamic.size();
       name = dynamic;
     }
 
@@ -445,6 +555,7 @@ class Renderer {
       run_block = c.data->partial_block;
     } else {
       for (const Scope* s = c.scope; s && !inline_partial; s = s->parent) {
+        ++steps_;
         for (const auto& inl : s->program->inlines) {
           if (inl.name == name) {
             inline_partial = &inl;
@@ -500,31 +611,52 @@ class Renderer {
     }
     --partial_depth_;
     if (!ok) return false;
-    if (!node.indent.empty()) indent_from(start, node.indent);
+    if (!node.indent.empty()) return indent_from(start, node.indent, node);
     return true;
   }
 
   // A standalone partial's indentation goes before every line it wrote (not after a final
-  // newline), as handlebars.js does.
-  void indent_from(size_t start, const std::string& indent) {
-    std::string text = out_.substr(start);
-    out_.resize(start);
-    size_t line_start = 0;
-    while (line_start < text.size()) {
-      size_t nl = text.find('\n', line_start);
-      size_t end = nl == std::string::npos ? text.size() : nl + 1;
-      out_ += indent;
-      out_.append(text, line_start, end - line_start);
-      line_start = end;
+  // newline), as handlebars.js does. Done in place, from the last line back, so the partial's
+  // output is not copied and the room the indentation needs is known before it is taken.
+  bool indent_from(size_t start, const std::string& indent, const Node& at) {
+    size_t lines = 0;
+    for (size_t i = start; i < out_.size(); ++lines) {
+      size_t nl = out_.find('\n', i);
+      if (nl == std::string::npos) {
+        ++lines;
+        break;
+      }
+      i = nl + 1;
     }
+    if (lines == 0) return true;
+    if (lines > room() / indent.size()) return output_limit(at);
+
+    size_t end = out_.size();
+    size_t to = end + lines * indent.size();
+    out_.resize(to);
+    while (end > start) {
+      size_t line_start = end - 1;  // the line's last byte may be its newline
+      while (line_start > start && out_[line_start - 1] != '\n') --line_start;
+      size_t len = end - line_start;
+      to -= len;
+      std::memmove(out_.data() + to, out_.data() + line_start, len);
+      to -= indent.size();
+      std::memcpy(out_.data() + to, indent.data(), indent.size());
+      end = line_start;
+    }
+    return true;
   }
 
   const RenderOptions& options_;
   const Partials* partials_;
   std::string& out_;
   const std::string* name_;
+  const size_t out_limit_;  // the size out_ may reach: its size at the start plus max_output
+  const size_t max_steps_;
+  size_t steps_ = 0;
   Status error_;
   int partial_depth_ = 0;
+  int depth_ = 0;  // programs running
 };
 
 }  // namespace

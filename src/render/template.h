@@ -19,6 +19,7 @@
 // A compiled Template is immutable and thread-safe to render from many threads at once.
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -43,6 +44,23 @@ struct RenderOptions {
   // When true, a name not found in the current context is looked up in the enclosing contexts
   // too (mustache's rule; handlebars.js's `compat` compile option).
   bool compat = false;
+
+  // A template comes from whoever sends it, and a few nested #each over a modest array expand
+  // without bound, so a caller rendering untrusted templates sets both limits below. 0 means no
+  // limit. Each applies to one render() call.
+  //
+  // The most bytes the render may append to `out`. A render that would write more stops before
+  // writing past it and fails with "<name>: line L, column C: the rendered part exceeds the
+  // output limit of N bytes (max_output)"; `out` then holds what was written before.
+  size_t max_output = 0;
+  // The most steps the render may take. A step is a node of the template visited or one
+  // iteration of a block (#each, or a section over an array), plus, for what costs in proportion
+  // to the data rather than the template, one step per array element or string byte a
+  // comparison or lookup reads (a context compared with an array under handlebars' context-stack
+  // rule, `.length` or `[i]` of a long string). It bounds loops that write little or nothing. A
+  // render past it fails with "<name>: line L, column C: the render exceeds the step limit of N
+  // steps (max_steps)".
+  size_t max_steps = 0;
 };
 
 class Template;
