@@ -33,7 +33,10 @@ struct ApiOptions {
   // DKIM selectors made for new domain identities are this prefix and 8 random characters
   // ("mm" when empty), e.g. "mm4k2x9qzp".
   std::string dkim_selector_prefix;
-  int handler_threads = 2;  // threads for the store and the submitter, which block
+  // Threads that run the operations, which block on the store and on the Submitter. They mostly
+  // wait (a submit waits for the spool's group commit), and callers waiting together are
+  // committed together, so there are more of them than cores.
+  int handler_threads = 8;
   size_t max_connections = 1000;
   // The clock for signatures, Date fields and timestamps; the system clock when empty (tests
   // set it so that outputs are exact).

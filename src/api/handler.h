@@ -108,7 +108,7 @@ Reply delete_suppressed_destination(Services& s, Call& c);
 Reply list_suppressed_destinations(Services& s, Call& c);
 
 // A store listing's page from NextToken and PageSize query parameters (PageSize in
-// [1, max_size], default_size when absent).
+// [0, max_size]; default_size when absent or 0).
 store::Page read_page(Call& c, size_t default_size, size_t max_size);
 
 // The same from body members (the POST list operations of newer SES v2 models).

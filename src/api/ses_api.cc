@@ -293,8 +293,8 @@ store::Page read_page(Call& c, size_t default_size, size_t max_size) {
   store::Page page;
   page.size = default_size;
   if (auto token = c.query("NextToken")) page.token = *token;
-  if (auto size = c.query_integer("PageSize", 1, static_cast<int64_t>(max_size))) {
-    page.size = static_cast<size_t>(*size);
+  if (auto size = c.query_integer("PageSize", 0, static_cast<int64_t>(max_size))) {
+    if (*size > 0) page.size = static_cast<size_t>(*size);
   }
   return page;
 }

@@ -14,7 +14,7 @@
 //   ListSuppressedDestinations.
 // ListEmailIdentities and ListConfigurationSets answer both at their GET paths (the model of the
 // reference, botocore) and as POST /v2/email/list-identities and /list-configuration-sets with
-// a Filter in the body (newer models, which the JS SDK uses since late 2026).
+// a Filter in the body (newer models; @aws-sdk/client-sesv2 3.1178 uses them).
 // Any other path answers 404 UnknownOperationException; a known path with another method 405
 // MethodNotAllowedException (with an Allow header). Authentication comes before routing, so
 // without a valid signature nothing about the routes is revealed.

@@ -128,9 +128,10 @@ TEST(SuppressionRoutes, Errors) {
   r = server.get("/v2/email/suppression/addresses?NextToken=bogus");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.error_type(), "InvalidNextTokenException");
-  r = server.get("/v2/email/suppression/addresses?PageSize=0");
+  r = server.get("/v2/email/suppression/addresses?PageSize=-1");
   EXPECT_EQ(r.message(),
-            "The query parameter PageSize must be an integer between 1 and 1000; got '0'.");
+            "The query parameter PageSize must be an integer between 0 and 1000; got '-1'.");
+  EXPECT_EQ(server.get("/v2/email/suppression/addresses?PageSize=0").status, 200);
   r = server.get("/v2/email/suppression/addresses?TenantName=t");
   EXPECT_EQ(r.message(), "The query parameter TenantName is not supported by this service.");
   r = server.get("/v2/email/suppression/addresses?PageSize=1&PageSize=2");

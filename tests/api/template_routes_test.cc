@@ -124,7 +124,7 @@ TEST(TemplateRoutes, ListPages) {
   r = server.get("/v2/email/templates?PageSize=101");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.message(),
-            "The query parameter PageSize must be an integer between 1 and 100; got "
+            "The query parameter PageSize must be an integer between 0 and 100; got "
             "'101'.");
   r = server.get("/v2/email/templates?Page=1");
   EXPECT_EQ(r.message(), "Unknown query parameter Page.");
