@@ -416,9 +416,9 @@ Result<RawMessage> prepare_raw_message(std::string bytes, const std::string& fie
 
   // RFC 5322 section 3.6 (and RFC 2045 for the MIME fields): these appear at most once. A second
   // From or Subject is how a message shows one sender to a filter and another to a reader.
-  for (const char* once : {"From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date",
-                           "Message-ID", "In-Reply-To", "References", "MIME-Version",
-                           "Content-Type", "Content-Transfer-Encoding"}) {
+  for (const char* once :
+       {"From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID",
+        "In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}) {
     size_t n = std::count_if(fields.begin(), fields.end(),
                              [&](const Field& f) { return iequals(f.name, once); });
     if (n > 1) {

@@ -75,9 +75,9 @@ struct RawMessage {
   std::string data;
   std::optional<mail::Mailbox> from;    // the From field's mailbox
   std::optional<mail::Mailbox> sender;  // the Sender field's, when there is one
-  Destination header_recipients;      // from To, Cc and Bcc
-  std::string configuration_set;      // X-SES-CONFIGURATION-SET, may be empty
-  TagList tags;                       // X-SES-MESSAGE-TAGS
+  Destination header_recipients;        // from To, Cc and Bcc
+  std::string configuration_set;        // X-SES-CONFIGURATION-SET, may be empty
+  TagList tags;                         // X-SES-MESSAGE-TAGS
 };
 // field names the request field for errors. A missing Message-ID becomes
 // "<ses_message_id@domain of From>" and a missing Date is now. No From field fails.

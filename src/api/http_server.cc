@@ -14,6 +14,7 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -26,7 +27,6 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <cstdio>
-#include <atomic>
 #include <mutex>
 #include <thread>
 #include <unordered_map>

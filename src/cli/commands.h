@@ -56,8 +56,8 @@ int keys_command(const KeysArgs& args);
 // `magnetic serve`: see service/config.h for the file; flags override it.
 struct ServeArgs {
   std::string config_path;
-  std::string data_dir;    // overrides the file's
-  std::string api_listen;  // HOST:PORT
+  std::string data_dir;                    // overrides the file's
+  std::string api_listen;                  // HOST:PORT
   std::optional<std::string> smtp_listen;  // "" turns SMTP off
   std::string relay;
   std::vector<std::string> routes;

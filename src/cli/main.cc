@@ -160,9 +160,9 @@ int main(int argc, char** argv) {
                  "data directory: metadata, spool, keys (default ./magnetic-data)");
   sv->add_option("--api-listen", serve.api_listen,
                  "HOST:PORT of the HTTP API (default 127.0.0.1:8585; port 0: any)");
-  auto* smtp_opt = sv->add_option(
-      "--smtp-listen", smtp_listen,
-      "HOST:PORT of SMTP submission (default 127.0.0.1:2587; \"\" turns it off)");
+  auto* smtp_opt =
+      sv->add_option("--smtp-listen", smtp_listen,
+                     "HOST:PORT of SMTP submission (default 127.0.0.1:2587; \"\" turns it off)");
   auto* serve_relay =
       sv->add_option("--relay", serve.relay, "deliver everything through HOST:PORT");
   sv->add_option("--route", serve.routes,

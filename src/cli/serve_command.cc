@@ -3,13 +3,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <openssl/crypto.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <openssl/crypto.h>
 #include <thread>
 
 #include "api/api_server.h"
@@ -130,7 +130,8 @@ int serve_command(const ServeArgs& args) {
       ::chmod(config.data_dir.c_str(), 0700);
     }
   }
-  int lock_fd = ::open((config.data_dir + "/serve.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int lock_fd =
+      ::open((config.data_dir + "/serve.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     return fail("the data directory '" + config.data_dir +
                 "' is in use by another magnetic serve (or cannot be locked)");
@@ -213,7 +214,8 @@ int serve_command(const ServeArgs& args) {
       std::string id = new_id();
       auto prepared = api::prepare_raw_message(std::move(env.data), "message", id,
                                                std::chrono::system_clock::now());
-      if (!prepared) return reply(554, "5.6.0", "Transaction failed: " + prepared.status().message());
+      if (!prepared)
+        return reply(554, "5.6.0", "Transaction failed: " + prepared.status().message());
       if (!prepared->from)
         return reply(554, "5.6.0", "Transaction failed: the message has no From field");
       service::OutboundMessage m;
@@ -236,8 +238,7 @@ int serve_command(const ServeArgs& args) {
     smtp_server = std::move(*started);
   }
 
-  nlohmann::json listen = {
-      {"api", api_at->first + ":" + std::to_string((*api_server)->port())}};
+  nlohmann::json listen = {{"api", api_at->first + ":" + std::to_string((*api_server)->port())}};
   log->info("api: listening on http://{}:{}", api_at->first, (*api_server)->port());
   if (smtp_server) {
     listen["smtp"] = smtp_at->first + ":" + std::to_string(smtp_server->port());
@@ -245,9 +246,9 @@ int serve_command(const ServeArgs& args) {
               smtp_server->port());
   }
   log->info("data in {}; delivery through {}", config.data_dir,
-            config.relay.empty() ? (config.routes.empty() ? std::string("MX lookup")
-                                                          : std::string("static routes"))
-                                 : "relay " + config.relay);
+            config.relay.empty()
+                ? (config.routes.empty() ? std::string("MX lookup") : std::string("static routes"))
+                : "relay " + config.relay);
   if (Status s = write_listen_file(config.data_dir + "/listen.json", listen); !s)
     return fail(s.message());
 

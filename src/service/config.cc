@@ -1,8 +1,8 @@
 #include "service/config.h"
 
+#include <toml++/toml.h>
 #include <filesystem>
 #include <set>
-#include <toml++/toml.h>
 
 #include "base/duration.h"
 
@@ -86,9 +86,8 @@ Result<std::pair<std::string, uint16_t>> parse_listen(const std::string& text) {
 Status load_config(const std::string& path, ServeConfig& c) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return Status::invalid(path + ": " +
-                           (std::filesystem::exists(path, ec) ? "not a regular file"
-                                                              : "no such file"));
+    return Status::invalid(
+        path + ": " + (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
   }
   toml::table root;
   try {
@@ -98,9 +97,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
     return Status::invalid(path + ":" + std::to_string(where.line) + ":" +
                            std::to_string(where.column) + ": " + std::string(e.description()));
   }
-  if (Status s = unknown_keys(root, "", {"data", "region", "api", "smtp", "delivery", "quota",
-                                         "account"},
-                              path);
+  if (Status s = unknown_keys(
+          root, "", {"data", "region", "api", "smtp", "delivery", "quota", "account"}, path);
       !s)
     return s;
   if (Status s = read(root, "data", "", path, c.data_dir); !s) return s;
@@ -143,16 +141,15 @@ Status load_config(const std::string& path, ServeConfig& c) {
         if (!x) return x;
       }
     } else if (name == "delivery") {
-      for (Status x : {read(tab, "relay", where, path, c.relay),
-                       read(tab, "routes", where, path, c.routes),
-                       read(tab, "dns_servers", where, path, c.dns_servers),
-                       read(tab, "smtp_port", where, path, c.smtp_port),
-                       read(tab, "ehlo_name", where, path, c.ehlo_name),
-                       read(tab, "tls", where, path, tls),
-                       read(tab, "domain_connections", where, path, c.domain_connections),
-                       read(tab, "total_connections", where, path, c.total_connections),
-                       read(tab, "retry_initial", where, path, c.retry_initial),
-                       read(tab, "max_age", where, path, c.max_age)}) {
+      for (Status x :
+           {read(tab, "relay", where, path, c.relay), read(tab, "routes", where, path, c.routes),
+            read(tab, "dns_servers", where, path, c.dns_servers),
+            read(tab, "smtp_port", where, path, c.smtp_port),
+            read(tab, "ehlo_name", where, path, c.ehlo_name), read(tab, "tls", where, path, tls),
+            read(tab, "domain_connections", where, path, c.domain_connections),
+            read(tab, "total_connections", where, path, c.total_connections),
+            read(tab, "retry_initial", where, path, c.retry_initial),
+            read(tab, "max_age", where, path, c.max_age)}) {
         if (!x) return x;
       }
     } else if (name == "quota") {
@@ -174,7 +171,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
   else
     return Status::invalid(path + ": 'delivery.tls' must be off, opportunistic or require");
   for (const auto& d : {c.retry_initial, c.max_age}) {
-    if (auto p = parse_duration(d); !p) return Status::invalid(path + ": '" + d + "': " + p.status().message());
+    if (auto p = parse_duration(d); !p)
+      return Status::invalid(path + ": '" + d + "': " + p.status().message());
   }
   if (c.tls_cert.empty() != c.tls_key.empty())
     return Status::invalid(path + ": 'smtp.tls_cert' and 'smtp.tls_key' go together");

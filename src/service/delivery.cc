@@ -116,8 +116,7 @@ struct DeliveryEngine::Impl {
 };
 
 DeliveryEngine::DeliveryEngine(DeliveryOptions options, spool::MessageSpool& spool,
-                               dns::Resolver& resolver, SignerLookup signers,
-                               PolicyLookup policies)
+                               dns::Resolver& resolver, SignerLookup signers, PolicyLookup policies)
     : impl_(std::make_unique<Impl>(std::move(options), spool, resolver, std::move(signers),
                                    std::move(policies))) {}
 
@@ -133,9 +132,9 @@ void DeliveryEngine::record_suppressed(const std::string& message_id, const std:
   d.recipient = recipient;
   d.status = "suppressed";
   d.reason = "OnAccountSuppressionList";
-  d.reply = configuration_set.empty() ? "on the account suppression list"
-                                      : "on the suppression list (configuration set " +
-                                            configuration_set + ")";
+  d.reply = configuration_set.empty()
+                ? "on the account suppression list"
+                : "on the suppression list (configuration set " + configuration_set + ")";
   std::lock_guard<std::mutex> lock(impl_->out_mu);
   impl_->records.push_back(std::move(d));
 }
@@ -163,8 +162,9 @@ Status DeliveryEngine::start() {
         recovered->in_flight_reset);
     m.stats.possible_duplicates.fetch_add(recovered->in_flight_reset);
   }
-  int threads = m.options.io_threads > 0 ? m.options.io_threads
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = m.options.io_threads > 0
+                    ? m.options.io_threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < threads; ++i) {
     m.io_threads.emplace_back([&m] {
       lower_priority(m.options.nice);
@@ -225,8 +225,9 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
       break;
     }
   }
-  campaign::Disposition d{now,        "",       r.message_id, r.email, 0, spool::state_name(o.state),
-                          o.reason,   o.reply,  o.attempts,   duration_ms, mx};
+  campaign::Disposition d{
+      now,      "",      r.message_id, r.email,     0, spool::state_name(o.state),
+      o.reason, o.reply, o.attempts,   duration_ms, mx};
   std::lock_guard<std::mutex> lock(out_mu);
   outcomes.push_back(std::move(o));
   records.push_back(std::move(d));
@@ -237,8 +238,8 @@ void DeliveryEngine::Impl::record_failed(const spool::Claimed& r, const std::str
   stats.failed.fetch_add(1);
   spool::Outcome o{r.id,  RecipientState::kFailed, r.attempts, 0, r.first_attempt_ms,
                    error, "signingfailure"};
-  campaign::Disposition d{now,   "",          r.message_id, r.email, 0, "failed", "signingfailure",
-                          error, r.attempts, 0,            ""};
+  campaign::Disposition d{
+      now, "", r.message_id, r.email, 0, "failed", "signingfailure", error, r.attempts, 0, ""};
   std::lock_guard<std::mutex> lock(out_mu);
   outcomes.push_back(std::move(o));
   records.push_back(std::move(d));

@@ -39,12 +39,12 @@ struct DeliveryOptions {
   std::string ehlo_name = "localhost";
   smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;
   std::optional<smtp::Credentials> relay_auth;
-  int io_threads = 0;            // 0: one per core
+  int io_threads = 0;  // 0: one per core
   // Scheduling priority of the delivery threads, as nice(1) counts (0..19). Accepting is what
   // clients wait on; delivery is throughput and catches up: on a busy machine the API and SMTP
   // submission answer first. 0 gives delivery the same share as everything else.
   int nice = 10;
-  std::string disposition_log;   // JSON lines, one per attempt; empty: none
+  std::string disposition_log;  // JSON lines, one per attempt; empty: none
 };
 
 struct DeliveryStats {
@@ -55,8 +55,8 @@ struct DeliveryStats {
 // The signer for an identity, or nullptr to send unsigned (signing disabled, an address identity
 // without a key); an error when the identity no longer exists, which fails the recipient rather
 // than send its mail unsigned. Called on I/O threads; must be thread-safe and fast (cache).
-using SignerLookup = std::function<Result<std::shared_ptr<const dkim::DkimSigner>>(
-    const std::string& identity)>;
+using SignerLookup =
+    std::function<Result<std::shared_ptr<const dkim::DkimSigner>>(const std::string& identity)>;
 
 // What configuration sets ask of delivery. Called on I/O threads; must be thread-safe.
 struct MessagePolicy {

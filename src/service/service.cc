@@ -213,7 +213,8 @@ void Service::Impl::commit_loop() {
     if (s) {
       for (const auto& msg : all) {
         for (const auto& r : msg.recipients) {
-          if (r.suppressed) engine->record_suppressed(msg.message_id, r.email, msg.configuration_set);
+          if (r.suppressed)
+            engine->record_suppressed(msg.message_id, r.email, msg.configuration_set);
         }
       }
     }
@@ -310,13 +311,16 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
     }
     if (msg.recipients.size() > 50) {
       res = {Refusal::kInvalidParameter,
-             "A message may have at most 50 recipients (To, Cc and Bcc together).", "", {}};
+             "A message may have at most 50 recipients (To, Cc and Bcc together).",
+             "",
+             {}};
       continue;
     }
     auto from = mail::parse_address(msg.from);
     if (!from) {
       res = {Refusal::kInvalidParameter,
-             "The From address '" + msg.from + "' is not valid: " + from.status().message(), "",
+             "The From address '" + msg.from + "' is not valid: " + from.status().message(),
+             "",
              {}};
       continue;
     }
@@ -336,11 +340,11 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
       if (!other->empty() && !m.sender_identity(*other)) unverified = *other;
     }
     if (!unverified.empty()) {
-      res = {Refusal::kMessageRejected,
-             "Email address is not verified. The following identities failed the check: " +
-                 unverified,
-             "",
-             {}};
+      res = {
+          Refusal::kMessageRejected,
+          "Email address is not verified. The following identities failed the check: " + unverified,
+          "",
+          {}};
       continue;
     }
     std::string signing_identity = identity->name;
@@ -351,14 +355,18 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
       auto set = m.configuration_set(set_name);
       if (!set) {
         res = {Refusal::kConfigurationSetNotFound,
-               "Configuration set <" + set_name + "> does not exist.", "", {}};
+               "Configuration set <" + set_name + "> does not exist.",
+               "",
+               {}};
         continue;
       }
       if (!set->sending_options.empty()) {
         auto j = nlohmann::json::parse(set->sending_options, nullptr, false);
         if (j.is_object() && j.value("SendingEnabled", true) == false) {
           res = {Refusal::kConfigurationSetPaused,
-                 "Sending is paused for configuration set <" + set_name + ">.", "", {}};
+                 "Sending is paused for configuration set <" + set_name + ">.",
+                 "",
+                 {}};
           continue;
         }
       }

@@ -18,11 +18,11 @@
 namespace magnetic::service {
 
 struct OutboundMessage {
-  std::string message_id;  // the SES MessageId: returned to the client, carried by events;
-                           // empty: submit() makes one
-  std::string from;        // the From address (addr-spec), checked against identities
-  std::string envelope_from;            // MAIL FROM; empty: the From address
-  std::string sender;                   // a Sender field's address; checked like From
+  std::string message_id;     // the SES MessageId: returned to the client, carried by events;
+                              // empty: submit() makes one
+  std::string from;           // the From address (addr-spec), checked against identities
+  std::string envelope_from;  // MAIL FROM; empty: the From address
+  std::string sender;         // a Sender field's address; checked like From
   std::vector<std::string> recipients;  // envelope RCPT TO, addr-specs (To, Cc and Bcc)
   std::string configuration_set;        // may be empty
   std::vector<std::pair<std::string, std::string>> tags;  // EmailTags / X-SES-MESSAGE-TAGS
@@ -34,21 +34,21 @@ struct OutboundMessage {
 // reply codes.
 enum class Refusal {
   kNone,
-  kMessageRejected,            // MessageRejected (400): e.g. From not a verified identity
-  kFromDomainNotVerified,      // MailFromDomainNotVerifiedException
-  kConfigurationSetNotFound,   // NotFoundException naming the set
-  kConfigurationSetPaused,     // SendingPausedException
-  kAccountPaused,              // SendingPausedException
-  kDailyQuotaExceeded,         // LimitExceededException "Daily message quota exceeded"
-  kThrottled,                  // TooManyRequestsException "Maximum sending rate exceeded"
-  kInvalidParameter,           // BadRequestException
-  kTemporary,                  // the spool could not commit: retry (500 / 451)
+  kMessageRejected,           // MessageRejected (400): e.g. From not a verified identity
+  kFromDomainNotVerified,     // MailFromDomainNotVerifiedException
+  kConfigurationSetNotFound,  // NotFoundException naming the set
+  kConfigurationSetPaused,    // SendingPausedException
+  kAccountPaused,             // SendingPausedException
+  kDailyQuotaExceeded,        // LimitExceededException "Daily message quota exceeded"
+  kThrottled,                 // TooManyRequestsException "Maximum sending rate exceeded"
+  kInvalidParameter,          // BadRequestException
+  kTemporary,                 // the spool could not commit: retry (500 / 451)
 };
 
 struct SubmitResult {
   Refusal refusal = Refusal::kNone;
-  std::string message;     // why, for the error body or SMTP reply text
-  std::string message_id;  // when accepted
+  std::string message;                  // why, for the error body or SMTP reply text
+  std::string message_id;               // when accepted
   std::vector<std::string> suppressed;  // recipients accepted but not to be delivered
 };
 

@@ -37,7 +37,9 @@ CREATE INDEX IF NOT EXISTS message_recipient_due ON message_recipient (state, ne
 CREATE INDEX IF NOT EXISTS message_recipient_message ON message_recipient (message);
 )sql";
 
-Status db_error(sqlite3* db) { return Status::io_error(std::string("spool: ") + sqlite3_errmsg(db)); }
+Status db_error(sqlite3* db) {
+  return Status::io_error(std::string("spool: ") + sqlite3_errmsg(db));
+}
 
 }  // namespace
 

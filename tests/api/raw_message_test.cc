@@ -14,7 +14,8 @@ Result<RawMessage> prepare(const std::string& m) {
 // receiver that ends lines at CR saw the end of the data and a second, smuggled transaction.
 TEST(RawMessageTest, BareCarriageReturnsBecomeLineEnds) {
   auto r = prepare(
-      "From: a@news.example\r\nMessage-ID: <x@y>\r\nDate: d\r\n\r\nbody\r.\rMAIL FROM:<e@evil.example>"
+      "From: a@news.example\r\nMessage-ID: <x@y>\r\nDate: d\r\n\r\nbody\r.\rMAIL "
+      "FROM:<e@evil.example>"
       "\r\n");
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   EXPECT_NE(r->data.find("body\r\n.\r\nMAIL FROM:<e@evil.example>\r\n"), std::string::npos);
@@ -39,7 +40,8 @@ TEST(RawMessageTest, FieldsAllowedOnceAreRefusedTwice) {
             "message: the message has 2 Subject fields; at most one is allowed."},
            {"From: a@news.example\r\nMessage-ID: <a@b>\r\nMessage-Id: <c@d>\r\n\r\nx\r\n",
             "message: the message has 2 Message-ID fields; at most one is allowed."},
-           {"From: a@news.example\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\n\r\nx\r\n",
+           {"From: a@news.example\r\nContent-Type: text/plain\r\nContent-Type: "
+            "text/html\r\n\r\nx\r\n",
             "message: the message has 2 Content-Type fields; at most one is allowed."},
            {"From: a@news.example, x@evil.example\r\n\r\nx\r\n",
             "message: the From field must name exactly one mailbox (it names 2)."},

@@ -119,10 +119,9 @@ TEST_F(ServiceTest, AcceptedMailIsDeliveredSignedWithTheIdentityKey) {
   }
   auto c = *service_->spool().counts();
   EXPECT_EQ(c.delivered, 2u);
-  EXPECT_EQ(*store_->sent_last_24_hours(
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count()),
+  EXPECT_EQ(*store_->sent_last_24_hours(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count()),
             2u);
 }
 
@@ -184,7 +183,8 @@ TEST_F(ServiceTest, SendRateIsEnforcedPerRecipient) {
   auto account = *store_->account();
   account.max_send_rate = 2;
   ASSERT_TRUE(store_->put_account(account).is_ok());
-  auto r = service_->submit({message("a@x.example"), message("b@x.example"), message("c@x.example")});
+  auto r =
+      service_->submit({message("a@x.example"), message("b@x.example"), message("c@x.example")});
   EXPECT_EQ(r[0].refusal, Refusal::kNone);
   EXPECT_EQ(r[1].refusal, Refusal::kNone);
   EXPECT_EQ(r[2].refusal, Refusal::kThrottled);

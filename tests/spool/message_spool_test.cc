@@ -39,10 +39,11 @@ class MessageSpoolTest : public ::testing::Test {
 };
 
 TEST_F(MessageSpoolTest, AcceptedMessagesAreClaimedOnceWithTheirBytes) {
-  ASSERT_TRUE(spool_->accept({message("m1", {"a@x.example", "b@y.example"}),
-                              message("m2", {"c@x.example"})},
-                             1000)
-                  .is_ok());
+  ASSERT_TRUE(
+      spool_
+          ->accept({message("m1", {"a@x.example", "b@y.example"}), message("m2", {"c@x.example"})},
+                   1000)
+          .is_ok());
   auto claimed = spool_->claim_due(2000, 10);
   ASSERT_TRUE(claimed.is_ok());
   ASSERT_EQ(claimed->size(), 3u);
@@ -104,8 +105,8 @@ TEST_F(MessageSpoolTest, DeferredRecipientsComeBackWhenDue) {
 
 // A crash (the spool closed with recipients in flight) loses nothing: reopened, they are due.
 TEST_F(MessageSpoolTest, InFlightRecipientsAreDueAgainAfterACrash) {
-  ASSERT_TRUE(spool_->accept({message("m1", {"a@x.example"}), message("m2", {"b@x.example"})}, 1)
-                  .is_ok());
+  ASSERT_TRUE(
+      spool_->accept({message("m1", {"a@x.example"}), message("m2", {"b@x.example"})}, 1).is_ok());
   auto claimed = *spool_->claim_due(2, 10);
   ASSERT_EQ(claimed.size(), 2u);
   ASSERT_TRUE(spool_->commit_outcomes({delivered(claimed[0])}, 3).is_ok());
@@ -120,8 +121,8 @@ TEST_F(MessageSpoolTest, InFlightRecipientsAreDueAgainAfterACrash) {
 
 TEST_F(MessageSpoolTest, ADuplicateMessageIdFailsTheWholeGroup) {
   ASSERT_TRUE(spool_->accept({message("m1", {"a@x.example"})}, 1).is_ok());
-  EXPECT_FALSE(spool_->accept({message("m2", {"b@x.example"}), message("m1", {"c@x.example"})}, 2)
-                   .is_ok());
+  EXPECT_FALSE(
+      spool_->accept({message("m2", {"b@x.example"}), message("m1", {"c@x.example"})}, 2).is_ok());
   EXPECT_TRUE(spool_->recipients_of("m2")->empty());
 }
 
