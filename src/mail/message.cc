@@ -11,6 +11,7 @@
 #include "mail/message.h"
 
 #include "base/ids.h"
+#include "mail/body_internal.h"
 #include "mail/header.h"
 #include "mail/quoted_printable.h"
 
@@ -20,39 +21,8 @@ namespace {
 constexpr size_t kMaxTextLine7bit = 998;  // RFC 5322 2.1.1
 constexpr size_t kMaxHtmlLine7bit = 78;
 
-bool fits_7bit(std::string_view body, size_t max_line) {
-  size_t line = 0;
-  for (size_t i = 0; i < body.size(); ++i) {
-    auto c = static_cast<unsigned char>(body[i]);
-    if (c >= 0x80 || c == 0) return false;
-    if (c == '\r') {
-      if (i + 1 >= body.size() || body[i + 1] != '\n') return false;
-      continue;
-    }
-    if (c == '\n') {
-      line = 0;
-    } else if (++line > max_line) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Appends body with every line ending made CRLF (fits_7bit has ruled out a bare CR).
-void append_7bit(std::string_view body, std::string& out) {
-  size_t start = 0;
-  while (start < body.size()) {
-    size_t lf = body.find('\n', start);
-    if (lf == std::string_view::npos) {
-      out.append(body.substr(start));
-      return;
-    }
-    size_t end = (lf > start && body[lf - 1] == '\r') ? lf - 1 : lf;
-    out.append(body.substr(start, end - start));
-    out.append("\r\n");
-    start = lf + 1;
-  }
-}
+using internal::append_7bit;
+using internal::fits_7bit;
 
 bool ends_with_crlf(const std::string& out) {
   return out.size() >= 2 && out[out.size() - 2] == '\r' && out.back() == '\n';

@@ -5,8 +5,7 @@
 // before each child and "--boundary--" after the last, the CRLF before each delimiter belonging
 // to the delimiter (RFC 2046 5.1.1), so a body's own final line break survives.
 //
-// The 7bit test and copy for body text repeat the ones in message.cc on purpose: that file is the
-// campaign hot path and keeps its helpers private.
+// The 7bit test and copy for body text are message.cc's (mail/body_internal.h).
 #include "mail/mime.h"
 
 #include <openssl/evp.h>
@@ -16,6 +15,7 @@
 #include <cctype>
 
 #include "base/ids.h"
+#include "mail/body_internal.h"
 #include "mail/header.h"
 #include "mail/message.h"
 #include "mail/quoted_printable.h"
@@ -31,39 +31,8 @@ constexpr size_t kQpLine = 76;             // RFC 2045 6.7 (5)
 constexpr size_t kContinuationChunk = 60;  // RFC 2231 segments, so parameter lines stay short
 constexpr char kHex[] = "0123456789ABCDEF";
 
-bool fits_7bit(std::string_view body, size_t max_line) {
-  size_t line = 0;
-  for (size_t i = 0; i < body.size(); ++i) {
-    auto c = static_cast<unsigned char>(body[i]);
-    if (c >= 0x80 || c == 0) return false;
-    if (c == '\r') {
-      if (i + 1 >= body.size() || body[i + 1] != '\n') return false;
-      continue;
-    }
-    if (c == '\n') {
-      line = 0;
-    } else if (++line > max_line) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Appends body with every line ending made CRLF (fits_7bit has ruled out a bare CR).
-void append_7bit(std::string_view body, std::string& out) {
-  size_t start = 0;
-  while (start < body.size()) {
-    size_t lf = body.find('\n', start);
-    if (lf == std::string_view::npos) {
-      out.append(body.substr(start));
-      return;
-    }
-    size_t end = (lf > start && body[lf - 1] == '\r') ? lf - 1 : lf;
-    out.append(body.substr(start, end - start));
-    out.append("\r\n");
-    start = lf + 1;
-  }
-}
+using internal::append_7bit;
+using internal::fits_7bit;
 
 void append_base64(std::string_view data, std::string& out) {
   constexpr size_t kChunk = kBase64Line / 4 * 3;  // 57 bytes make one 76-character line
