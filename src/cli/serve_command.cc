@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdio>
@@ -19,6 +20,8 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "dns/resolver.h"
+#include "events/outbox.h"
+#include "feedback/bounce_rules.h"
 #include "mail/address.h"
 #include "service/config.h"
 #include "service/service.h"
@@ -75,6 +78,39 @@ Status write_listen_file(const std::string& path, const nlohmann::json& j) {
   std::filesystem::rename(tmp, path, ec);
   if (ec) return Status::io_error("cannot write '" + path + "': " + ec.message());
   return Status::ok();
+}
+
+// A secret kept in a file of the data directory (the VERP tag key, the webhook signing key):
+// read when present, else 32 random bytes written as hex with mode 0600. A file others can read
+// is refused, as the master key's is.
+Result<std::string> secret_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (st.st_mode & 077)
+      return Status::invalid(path + " is readable by others; chmod 600 it");
+    std::ifstream f(path);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+      text.pop_back();
+    if (text.size() < 16) return Status::invalid(path + ": a secret of at least 16 characters");
+    return text;
+  }
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) return Status::internal("no random bytes for " + path);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text;
+  for (unsigned char c : raw) {
+    text += kHex[c >> 4];
+    text += kHex[c & 15];
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io_error("cannot create " + path);
+  std::string line = text + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) return Status::io_error("cannot write " + path);
+  return text;
 }
 
 }  // namespace
@@ -161,6 +197,50 @@ int serve_command(const ServeArgs& args) {
   so.delivery.ehlo_name = config.ehlo_name;
   so.delivery.tls = config.tls;
   so.delivery.disposition_log = config.data_dir + "/dispositions.jsonl";
+  so.region = config.region;
+
+  // Feedback: VERP, bounce rules, suppression, the reputation guard; events.
+  if (!config.bounce_rules_file.empty()) {
+    if (Status s = feedback::load_user_bounce_rules(config.bounce_rules_file); !s)
+      return fail("feedback.rules: " + s.message());
+  }
+  auto verp_key = secret_file(config.data_dir + "/verp.key");
+  if (!verp_key) return fail(verp_key.status().message());
+  so.feedback.bounce_domain = config.bounce_domain;
+  so.feedback.verp_key = *verp_key;
+  so.feedback.complaint_addresses = config.complaint_addresses;
+  so.feedback.soft_bounce_limit = config.soft_bounce_limit;
+  auto& rep = so.feedback.reputation;
+  rep.enabled = config.reputation_enabled;
+  rep.window = *parse_duration(config.reputation_window);
+  rep.min_sent = config.reputation_min_sent;
+  if (config.review_bounce_rate) rep.review_bounce_rate = *config.review_bounce_rate;
+  if (config.pause_bounce_rate) rep.pause_bounce_rate = *config.pause_bounce_rate;
+  if (config.review_complaint_rate) rep.review_complaint_rate = *config.review_complaint_rate;
+  if (config.pause_complaint_rate) rep.pause_complaint_rate = *config.pause_complaint_rate;
+  auto webhook_secret = secret_file(config.webhook_secret_file.empty()
+                                        ? config.data_dir + "/webhook.secret"
+                                        : config.webhook_secret_file);
+  if (!webhook_secret) return fail(webhook_secret.status().message());
+  so.outbox_path = config.data_dir + "/" + events::kOutboxFileName;
+  so.events_dir = config.data_dir + "/events";
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(so.events_dir, ec);
+    ::chmod(so.events_dir.c_str(), 0700);
+  }
+  so.dispatcher.signing_secret = *webhook_secret;
+  so.dispatcher.retry_initial = *parse_duration(config.events_retry_initial);
+  so.dispatcher.retry_max = *parse_duration(config.events_retry_max);
+  so.dispatcher.max_age = *parse_duration(config.events_max_age);
+  so.dispatcher.retention = *parse_duration(config.events_retention);
+  so.dispatcher.ca_file = config.events_ca_file;
+  std::optional<std::pair<std::string, uint16_t>> feedback_at;
+  if (!config.feedback_listen.empty()) {
+    auto at = service::parse_listen(config.feedback_listen);
+    if (!at) return fail("feedback listen " + at.status().message());
+    feedback_at = *at;
+  }
   auto service = service::Service::start(so, store);
   if (!service) return fail(service.status().message());
 
@@ -238,7 +318,37 @@ int serve_command(const ServeArgs& args) {
     smtp_server = std::move(*started);
   }
 
+  // The feedback listener: bounces and complaints from other MTAs, for our addresses only.
+  std::unique_ptr<smtp::SubmissionServer> feedback_server;
+  if (feedback_at) {
+    smtp::SubmissionOptions in;
+    in.mode = smtp::ServerMode::kInbound;
+    in.listen_host = feedback_at->first;
+    in.listen_port = feedback_at->second;
+    in.hostname = config.feedback_hostname;
+    in.size_limit = config.max_message_size;
+    std::filesystem::create_directories(config.data_dir + "/tls");
+    in.tls_cert_file = config.data_dir + "/tls/feedback-cert.pem";
+    in.tls_key_file = config.data_dir + "/tls/feedback-key.pem";
+    service::FeedbackLoop* loop = &(*service)->feedback();
+    smtp::SubmissionCallbacks cb;
+    cb.check_recipient = [loop](const std::string& from, const std::string& rcpt) {
+      return loop->check_recipient(from, rcpt);
+    };
+    cb.deliver = [loop](smtp::SubmissionEnvelope env) { return loop->receive(env); };
+    auto started = smtp::SubmissionServer::start(io, in, std::move(cb));
+    if (!started) return fail("feedback: " + started.status().message());
+    feedback_server = std::move(*started);
+  }
+
   nlohmann::json listen = {{"api", api_at->first + ":" + std::to_string((*api_server)->port())}};
+  if (feedback_server) {
+    listen["feedback"] = feedback_at->first + ":" + std::to_string(feedback_server->port());
+    log->info("feedback: listening on {}:{} for bounces to {} and reports to {} address(es)",
+              feedback_at->first, feedback_server->port(),
+              config.bounce_domain.empty() ? "(no bounce domain)" : config.bounce_domain,
+              config.complaint_addresses.size());
+  }
   log->info("api: listening on http://{}:{}", api_at->first, (*api_server)->port());
   if (smtp_server) {
     listen["smtp"] = smtp_at->first + ":" + std::to_string(smtp_server->port());
@@ -261,6 +371,7 @@ int serve_command(const ServeArgs& args) {
     shutdown = std::thread([&] {
       (*api_server)->drain(std::chrono::seconds(10));
       if (smtp_server) smtp_server->stop();
+      if (feedback_server) feedback_server->stop();
       io.stop();
     });
   });
@@ -271,6 +382,7 @@ int serve_command(const ServeArgs& args) {
   for (auto& t : threads) t.join();
   if (shutdown.joinable()) shutdown.join();
   smtp_server.reset();
+  feedback_server.reset();
   api_server->reset();
   (*service)->stop();
   std::filesystem::remove(config.data_dir + "/listen.json");

@@ -98,7 +98,10 @@ Status load_config(const std::string& path, ServeConfig& c) {
                            std::to_string(where.column) + ": " + std::string(e.description()));
   }
   if (Status s = unknown_keys(
-          root, "", {"data", "region", "api", "smtp", "delivery", "quota", "account"}, path);
+          root, "",
+          {"data", "region", "api", "smtp", "delivery", "quota", "account", "feedback",
+           "reputation", "events"},
+          path);
       !s)
     return s;
   if (Status s = read(root, "data", "", path, c.data_dir); !s) return s;
@@ -121,7 +124,16 @@ Status load_config(const std::string& path, ServeConfig& c) {
                 {"relay", "routes", "dns_servers", "smtp_port", "ehlo_name", "tls",
                  "domain_connections", "total_connections", "retry_initial", "max_age"}},
         Section{"quota", {"max_24_hour_send", "max_send_rate"}},
-        Section{"account", {"ses_compatible_escaping"}}}) {
+        Section{"account", {"ses_compatible_escaping"}},
+        Section{"feedback",
+                {"listen", "hostname", "bounce_domain", "complaint_addresses",
+                 "soft_bounce_limit", "rules", "http_token"}},
+        Section{"reputation",
+                {"enabled", "window", "min_sent", "review_bounce_rate", "pause_bounce_rate",
+                 "review_complaint_rate", "pause_complaint_rate"}},
+        Section{"events",
+                {"webhook_secret_file", "retry_initial", "retry_max", "max_age", "retention",
+                 "ca_file"}}}) {
     auto t = section(sec.name);
     if (!t) return t.status();
     if (!*t) continue;
@@ -159,6 +171,40 @@ Status load_config(const std::string& path, ServeConfig& c) {
       }
     } else if (name == "account") {
       s = read(tab, "ses_compatible_escaping", where, path, c.ses_compatible_escaping);
+    } else if (name == "feedback") {
+      for (Status x : {read(tab, "listen", where, path, c.feedback_listen),
+                       read(tab, "hostname", where, path, c.feedback_hostname),
+                       read(tab, "bounce_domain", where, path, c.bounce_domain),
+                       read(tab, "complaint_addresses", where, path, c.complaint_addresses),
+                       read(tab, "soft_bounce_limit", where, path, c.soft_bounce_limit),
+                       read(tab, "rules", where, path, c.bounce_rules_file),
+                       read(tab, "http_token", where, path, c.feedback_http_token)}) {
+        if (!x) return x;
+      }
+    } else if (name == "reputation") {
+      for (Status x : {read(tab, "enabled", where, path, c.reputation_enabled),
+                       read(tab, "window", where, path, c.reputation_window),
+                       read(tab, "min_sent", where, path, c.reputation_min_sent),
+                       read(tab, "review_bounce_rate", where, path, c.review_bounce_rate),
+                       read(tab, "pause_bounce_rate", where, path, c.pause_bounce_rate),
+                       read(tab, "review_complaint_rate", where, path, c.review_complaint_rate),
+                       read(tab, "pause_complaint_rate", where, path, c.pause_complaint_rate)}) {
+        if (!x) return x;
+      }
+      for (const auto* r : {&c.review_bounce_rate, &c.pause_bounce_rate, &c.review_complaint_rate,
+                            &c.pause_complaint_rate}) {
+        if (*r && **r > 1)
+          return Status::invalid(path + ": reputation rates are fractions from 0 to 1 (0.05 is 5%)");
+      }
+    } else if (name == "events") {
+      for (Status x : {read(tab, "webhook_secret_file", where, path, c.webhook_secret_file),
+                       read(tab, "retry_initial", where, path, c.events_retry_initial),
+                       read(tab, "retry_max", where, path, c.events_retry_max),
+                       read(tab, "max_age", where, path, c.events_max_age),
+                       read(tab, "retention", where, path, c.events_retention),
+                       read(tab, "ca_file", where, path, c.events_ca_file)}) {
+        if (!x) return x;
+      }
     }
     if (!s) return s;
   }
@@ -170,7 +216,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
     c.tls = smtp::TlsMode::kRequire;
   else
     return Status::invalid(path + ": 'delivery.tls' must be off, opportunistic or require");
-  for (const auto& d : {c.retry_initial, c.max_age}) {
+  for (const auto& d : {c.retry_initial, c.max_age, c.reputation_window, c.events_retry_initial,
+                        c.events_retry_max, c.events_max_age, c.events_retention}) {
     if (auto p = parse_duration(d); !p)
       return Status::invalid(path + ": '" + d + "': " + p.status().message());
   }
@@ -179,6 +226,15 @@ Status load_config(const std::string& path, ServeConfig& c) {
   for (const auto& f : {c.tls_cert, c.tls_key}) {
     if (!f.empty() && !std::filesystem::is_regular_file(f, ec))
       return Status::invalid(path + ": '" + f + "': no such file (smtp.tls_cert / smtp.tls_key)");
+  }
+  if (!c.feedback_listen.empty()) {
+    if (auto l = parse_listen(c.feedback_listen); !l)
+      return Status::invalid(path + ": 'feedback.listen': " + l.status().message());
+  }
+  for (auto& a : c.complaint_addresses) {
+    if (a.find('@') == std::string::npos)
+      return Status::invalid(path + ": 'feedback.complaint_addresses': '" + a +
+                             "' is not an address");
   }
   if (c.domain_connections < 1 || c.total_connections < 1)
     return Status::invalid(path + ": connection limits must be at least 1");

@@ -32,6 +32,32 @@
 //   [account]
 //   ses_compatible_escaping = false # true: {{x}} not HTML-escaped, as SES renders
 //
+//   [feedback]                      # bounces and complaints coming back
+//   listen = ""                     # HOST:PORT of the inbound SMTP listener; "" turns it off
+//   hostname = "localhost"          # its greeting name
+//   bounce_domain = ""              # VERP envelope senders bounce+<token>@bounce_domain
+//   complaint_addresses = []        # feedback-loop addresses that receive ARF reports
+//   soft_bounce_limit = 3           # soft bounces in a row that suppress (0: never)
+//   rules = ""                      # bounce rules file read on top of the built-in rules
+//   http_token = ""                 # POST /feedback/v1/reports with a Bearer token; "" off
+//
+//   [reputation]                    # the guard that pauses sending (rates over the window)
+//   enabled = true
+//   window = "24h"
+//   min_sent = 200                  # recipients in the window before rates are judged
+//   review_bounce_rate = 0.05       # PROBATION (a warning)
+//   pause_bounce_rate = 0.10        # sending paused
+//   review_complaint_rate = 0.001
+//   pause_complaint_rate = 0.005
+//
+//   [events]                        # delivery of event records to event destinations
+//   webhook_secret_file = ""        # HMAC key; "": <data>/webhook.secret, made on first start
+//   retry_initial = "1s"            # a failed webhook is retried after this, doubling
+//   retry_max = "5m"
+//   max_age = "24h"                 # an event not delivered by then is dropped (logged)
+//   retention = "7d"                # how long `magnetic events tail` can look back
+//   ca_file = ""                    # PEM bundle for https webhooks; "": the system's
+//
 // Unknown keys are errors (a typo must not silently leave a default in place).
 #pragma once
 
@@ -66,6 +92,27 @@ struct ServeConfig {
   std::optional<double> max_24_hour_send;
   std::optional<double> max_send_rate;
   std::optional<bool> ses_compatible_escaping;
+
+  std::string feedback_listen;
+  std::string feedback_hostname = "localhost";
+  std::string bounce_domain;
+  std::vector<std::string> complaint_addresses;
+  int soft_bounce_limit = 3;
+  std::string bounce_rules_file;
+  std::string feedback_http_token;
+
+  bool reputation_enabled = true;
+  std::string reputation_window = "24h";
+  uint64_t reputation_min_sent = 200;
+  std::optional<double> review_bounce_rate, pause_bounce_rate, review_complaint_rate,
+      pause_complaint_rate;
+
+  std::string webhook_secret_file;
+  std::string events_retry_initial = "1s";
+  std::string events_retry_max = "5m";
+  std::string events_max_age = "24h";
+  std::string events_retention = "7d";
+  std::string events_ca_file;
 };
 
 // Reads a TOML file over the defaults. Errors name the file, the key and why.

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "campaign/disposition_log.h"
 #include "feedback/reply_policy.h"
+#include "feedback/verp.h"
 #include "queue/retry_schedule.h"
 #include "queue/scheduler.h"
 
@@ -49,12 +50,13 @@ void lower_priority(int nice) {
 
 struct DeliveryEngine::Impl {
   Impl(DeliveryOptions o, spool::MessageSpool& s, dns::Resolver& r, SignerLookup sl,
-       PolicyLookup pl)
+       PolicyLookup pl, AttemptListener al)
       : options(std::move(o)),
         spool(s),
         resolver(r),
         signers(std::move(sl)),
         policies(std::move(pl)),
+        listener(std::move(al)),
         scheduler({.domain_connections = options.domain_connections,
                    .total_connections = options.total_connections,
                    .initial_backoff = options.slow_backoff,
@@ -72,8 +74,13 @@ struct DeliveryEngine::Impl {
   }
 
   asio::awaitable<void> session(std::string domain, std::vector<dns::Target> targets);
+  // What the attempt read of its message, for the attempt listener.
+  struct MessageMeta {
+    std::string configuration_set, mail_json;
+    int64_t accepted_ms = 0;
+  };
   void record(const spool::Claimed& r, const feedback::Verdict& v, const smtp::Reply& reply,
-              double duration_ms, const std::string& mx);
+              double duration_ms, const std::string& mx, const MessageMeta* meta = nullptr);
   void record_failed(const spool::Claimed& r, const std::string& error);
   bool route_claimed(std::vector<spool::Claimed>& claimed);
   void flush_outcomes();
@@ -81,13 +88,15 @@ struct DeliveryEngine::Impl {
   // The message of a claimed recipient, signed with its identity's key.
   Result<std::shared_ptr<const std::string>> signed_message(const spool::Claimed& r,
                                                             std::string& envelope_from,
-                                                            MessagePolicy& policy);
+                                                            MessagePolicy& policy,
+                                                            MessageMeta& meta);
 
   DeliveryOptions options;
   spool::MessageSpool& spool;
   dns::Resolver& resolver;
   SignerLookup signers;
   PolicyLookup policies;
+  AttemptListener listener;
   queue::Scheduler scheduler;
   queue::RetrySchedule retry;
   std::shared_ptr<asio::ssl::context> tls;
@@ -105,6 +114,7 @@ struct DeliveryEngine::Impl {
   std::mutex out_mu;
   std::vector<spool::Outcome> outcomes;
   std::vector<campaign::Disposition> records;
+  std::vector<Attempt> attempts;  // for the listener, when there is one
 
   std::mutex wake_mu;
   std::condition_variable wake_cv;
@@ -116,9 +126,10 @@ struct DeliveryEngine::Impl {
 };
 
 DeliveryEngine::DeliveryEngine(DeliveryOptions options, spool::MessageSpool& spool,
-                               dns::Resolver& resolver, SignerLookup signers, PolicyLookup policies)
+                               dns::Resolver& resolver, SignerLookup signers, PolicyLookup policies,
+                               AttemptListener listener)
     : impl_(std::make_unique<Impl>(std::move(options), spool, resolver, std::move(signers),
-                                   std::move(policies))) {}
+                                   std::move(policies), std::move(listener))) {}
 
 DeliveryEngine::~DeliveryEngine() { stop(); }
 
@@ -193,7 +204,7 @@ void DeliveryEngine::stop(std::chrono::milliseconds grace) {
 
 void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdict& v,
                                   const smtp::Reply& reply, double duration_ms,
-                                  const std::string& mx) {
+                                  const std::string& mx, const MessageMeta* meta) {
   int64_t now = wall_ms();
   spool::Outcome o;
   o.id = r.id;
@@ -229,6 +240,16 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
       now,      "",      r.message_id, r.email,     0, spool::state_name(o.state),
       o.reason, o.reply, o.attempts,   duration_ms, mx};
   std::lock_guard<std::mutex> lock(out_mu);
+  if (listener) {
+    Attempt a{r, o, reply, mx};
+    if (meta) {
+      a.known = true;
+      a.configuration_set = meta->configuration_set;
+      a.accepted_ms = meta->accepted_ms;
+      a.mail_json = meta->mail_json;
+    }
+    attempts.push_back(std::move(a));
+  }
   outcomes.push_back(std::move(o));
   records.push_back(std::move(d));
 }
@@ -246,7 +267,8 @@ void DeliveryEngine::Impl::record_failed(const spool::Claimed& r, const std::str
 }
 
 Result<std::shared_ptr<const std::string>> DeliveryEngine::Impl::signed_message(
-    const spool::Claimed& r, std::string& envelope_from, MessagePolicy& policy) {
+    const spool::Claimed& r, std::string& envelope_from, MessagePolicy& policy,
+    MessageMeta& meta) {
   auto stored = spool.message(r.message);
   if (!stored) return stored.status();
   auto data = std::make_shared<std::string>();
@@ -260,8 +282,13 @@ Result<std::shared_ptr<const std::string>> DeliveryEngine::Impl::signed_message(
     data->append(*signature);
   }
   data->append(stored->data);
-  envelope_from = stored->envelope_from;
+  envelope_from = options.verp_domain.empty()
+                      ? stored->envelope_from
+                      : feedback::verp_address(r.id, options.verp_domain, options.verp_key);
   policy = policies ? policies(stored->configuration_set) : MessagePolicy{};
+  meta.configuration_set = std::move(stored->configuration_set);
+  meta.mail_json = std::move(stored->mail_json);
+  meta.accepted_ms = stored->accepted_ms;
   return std::shared_ptr<const std::string>(data);
 }
 
@@ -306,7 +333,8 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     auto t0 = Clock::now();
     std::string envelope_from;
     MessagePolicy policy;
-    auto message = signed_message(*task, envelope_from, policy);
+    MessageMeta meta;
+    auto message = signed_message(*task, envelope_from, policy, meta);
     if (!message) {
       record_failed(*task, message.status().message());
       idle_since = Clock::now();
@@ -320,7 +348,7 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
       no_tls.enhanced = "4.7.5";
       no_tls.text = "TLS required by the configuration set and not offered by " + mx;
       no_tls.stage = "starttls";
-      record(*task, feedback::classify_reply(no_tls), no_tls, 0, mx);
+      record(*task, feedback::classify_reply(no_tls), no_tls, 0, mx, &meta);
       idle_since = Clock::now();
       continue;
     }
@@ -330,7 +358,7 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     if (reply.no_reply() && result.final_dot_sent) stats.possible_duplicates.fetch_add(1);
     feedback::Verdict v = feedback::classify_reply(reply);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    record(*task, v, reply, ms, mx);
+    record(*task, v, reply, ms, mx, &meta);
     if (v.action == feedback::Action::kDelivered) scheduler.delivered(domain);
     if (v.action == feedback::Action::kRetryAndThrottle) {
       scheduler.slow_down(domain);
@@ -379,12 +407,15 @@ bool DeliveryEngine::Impl::route_claimed(std::vector<spool::Claimed>& claimed) {
 void DeliveryEngine::Impl::flush_outcomes() {
   std::vector<spool::Outcome> pending;
   std::vector<campaign::Disposition> lines;
+  std::vector<Attempt> done;
   {
     std::lock_guard<std::mutex> lock(out_mu);
     pending.swap(outcomes);
     lines.swap(records);
+    done.swap(attempts);
   }
   if (pending.empty() && lines.empty()) return;
+  if (listener && !done.empty()) listener(done);
   if (log_open) {
     for (const auto& d : lines) dispositions.add(d);
     if (Status s = dispositions.flush(); !s) log->warn("{}", s.message());

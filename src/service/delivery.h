@@ -45,7 +45,30 @@ struct DeliveryOptions {
   // submission answer first. 0 gives delivery the same share as everything else.
   int nice = 10;
   std::string disposition_log;  // JSON lines, one per attempt; empty: none
+  // VERP: when set, each recipient's mail goes out with MAIL FROM bounce+<token>@verp_domain
+  // (feedback/verp.h) instead of the message's envelope sender, so that its bounces come back to
+  // the feedback listener naming the recipient. verp_key signs the tokens.
+  std::string verp_domain;
+  std::string verp_key;
 };
+
+// One finished attempt, as the feedback loop sees it (events, suppression, reputation).
+struct Attempt {
+  spool::Claimed recipient;
+  spool::Outcome outcome;
+  smtp::Reply reply;
+  std::string mx;  // host:port the reply came from; "" when no connection was made
+  // From the stored message when it was read for this attempt (known = true); otherwise the
+  // listener reads them from the spool if it needs them.
+  bool known = false;
+  std::string configuration_set;
+  int64_t accepted_ms = 0;
+  std::string mail_json;
+};
+// Called on the control thread with each group of attempts before their outcomes are committed
+// (so a crash in between repeats the attempts' events rather than lose them). Must not block
+// for long.
+using AttemptListener = std::function<void(const std::vector<Attempt>&)>;
 
 struct DeliveryStats {
   std::atomic<uint64_t> delivered{0}, bounced{0}, deferred{0}, expired{0}, failed{0};
@@ -67,7 +90,7 @@ using PolicyLookup = std::function<MessagePolicy(const std::string& configuratio
 class DeliveryEngine {
  public:
   DeliveryEngine(DeliveryOptions options, spool::MessageSpool& spool, dns::Resolver& resolver,
-                 SignerLookup signers, PolicyLookup policies);
+                 SignerLookup signers, PolicyLookup policies, AttemptListener listener = {});
   ~DeliveryEngine();
 
   // Recovers in-flight recipients (a crash), then starts the threads.

@@ -11,7 +11,13 @@
 
 #include "base/ids.h"
 #include "base/log.h"
+#include "dkim/signer.h"
+#include "events/outbox.h"
+#include "events/record.h"
 #include "mail/address.h"
+#include "mail/address_list.h"
+#include "mail/header.h"
+#include "service/publisher.h"
 #include "spool/message_spool.h"
 
 namespace magnetic::service {
@@ -81,6 +87,59 @@ class TtlCache {
   std::map<std::string, std::pair<T, Clock::time_point>> entries_;
 };
 
+// The `mail` object of the message's event records (events/record.h): what SES says of a
+// message in every event about it, from its header fields and envelope.
+std::string mail_json_of(const OutboundMessage& msg, const spool::NewMessage& nm, int64_t now,
+                         const std::string& region) {
+  events::MailInfo info;
+  info.message_id = nm.message_id;
+  info.timestamp_ms = now;
+  info.source = msg.from;
+  info.source_arn = "arn:aws:ses:" + region + ":000000000000:identity/" + nm.identity;
+  info.sending_account_id = "000000000000";
+  info.destination = msg.recipients;
+  auto addresses = [](std::string_view value) {
+    std::vector<std::string> out;
+    auto list = mail::parse_address_list(value);
+    if (list) {
+      for (const auto& mb : *list) {
+        std::string name = mail::decode_words(mb.display_name);
+        out.push_back(name.empty() ? mb.address() : name + " <" + mb.address() + ">");
+      }
+    }
+    return out;
+  };
+  if (auto parts = dkim::split_message(msg.data)) {
+    size_t bytes = 0;
+    for (const auto& f : parts->fields) {
+      std::string name(f.name);
+      std::string value = mail::decode_words(f.value);
+      while (!value.empty() && value.front() == ' ') value.erase(value.begin());
+      bytes += name.size() + value.size();
+      // SES cuts the header list of very large headers (headersTruncated).
+      if (bytes > 10 * 1024) {
+        info.headers_truncated = true;
+      } else {
+        info.headers.emplace_back(name, value);
+      }
+      std::string key = lower(name);
+      auto& ch = info.common_headers;
+      if (key == "from") ch.from = addresses(f.value);
+      else if (key == "to") ch.to = addresses(f.value);
+      else if (key == "cc") ch.cc = addresses(f.value);
+      else if (key == "reply-to") ch.reply_to = addresses(f.value);
+      else if (key == "subject") ch.subject = value;
+      else if (key == "date") ch.date = value;
+      else if (key == "message-id") ch.message_id = value;
+    }
+  }
+  info.tags["ses:configuration-set"] = {nm.configuration_set};
+  info.tags["ses:from-domain"] = {nm.identity.substr(nm.identity.rfind('@') + 1)};
+  info.tags["ses:caller-identity"] = {msg.source};
+  for (const auto& [k, v] : msg.tags) info.tags[k].push_back(v);
+  return events::mail_json(info);
+}
+
 struct PendingGroup {
   std::vector<spool::NewMessage> messages;
   uint64_t recipients = 0;
@@ -95,6 +154,10 @@ struct Service::Impl {
   std::unique_ptr<spool::MessageSpool> spool;
   std::unique_ptr<dns::Resolver> resolver;
   std::unique_ptr<DeliveryEngine> engine;
+  std::unique_ptr<events::Outbox> outbox;
+  std::unique_ptr<events::Dispatcher> dispatcher;
+  std::unique_ptr<Publisher> publisher;
+  std::unique_ptr<FeedbackLoop> feedback;
   std::shared_ptr<spdlog::logger> log = logger("service");
 
   SendRate rate;
@@ -211,12 +274,21 @@ void Service::Impl::commit_loop() {
     }
     if (!s) log->error("spool: could not accept {} messages: {}", all.size(), s.message());
     if (s) {
-      for (const auto& msg : all) {
+      std::vector<FeedbackLoop::Accepted> accepted;
+      accepted.reserve(all.size());
+      for (auto& msg : all) {
+        uint64_t open = 0;
         for (const auto& r : msg.recipients) {
-          if (r.suppressed)
+          if (r.suppressed) {
             engine->record_suppressed(msg.message_id, r.email, msg.configuration_set);
+          } else {
+            ++open;
+          }
         }
+        accepted.push_back(
+            {msg.message_id, msg.configuration_set, std::move(msg.mail_json), open});
       }
+      feedback->on_accepted(accepted);
     }
     for (auto* g : groups) g->done.set_value(s);
     if (s) engine->wake();
@@ -234,10 +306,26 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, store::S
   impl->spool = std::move(*spool);
   impl->resolver = std::make_unique<dns::Resolver>(impl->options.resolver);
   Impl* m = impl.get();
+  auto outbox = events::Outbox::open(impl->options.outbox_path);
+  if (!outbox) return outbox.status();
+  impl->outbox = std::move(*outbox);
+  impl->dispatcher =
+      std::make_unique<events::Dispatcher>(*impl->outbox, impl->options.dispatcher);
+  impl->publisher = std::make_unique<Publisher>(store, *impl->outbox, impl->options.events_dir,
+                                                [m] { m->dispatcher->wake(); });
+  FeedbackOptions fo = impl->options.feedback;
+  fo.reporting_mta = impl->options.delivery.ehlo_name;
+  fo.max_age = impl->options.delivery.max_age;
+  impl->feedback = std::make_unique<FeedbackLoop>(fo, store, *impl->spool, *impl->publisher);
+  DeliveryOptions delivery = impl->options.delivery;
+  delivery.verp_domain = fo.bounce_domain;
+  delivery.verp_key = fo.verp_key;
   impl->engine = std::make_unique<DeliveryEngine>(
-      impl->options.delivery, *impl->spool, *impl->resolver,
+      delivery, *impl->spool, *impl->resolver,
       [m](const std::string& identity) { return m->signer(identity); },
-      [m](const std::string& set) { return m->policy(set); });
+      [m](const std::string& set) { return m->policy(set); },
+      [m](const std::vector<Attempt>& attempts) { m->feedback->on_attempts(attempts); });
+  if (Status s = impl->dispatcher->start(); !s) return s;
   if (Status s = impl->engine->start(); !s) return s;
   impl->committer = std::thread([m] { m->commit_loop(); });
   return std::unique_ptr<Service>(new Service(std::move(impl)));
@@ -252,6 +340,7 @@ void Service::stop() {
   impl_->queue_cv.notify_all();
   impl_->committer.join();
   impl_->engine->stop();
+  impl_->dispatcher->stop();
 }
 
 const DeliveryStats& Service::delivery_stats() const { return impl_->engine->stats(); }
@@ -260,6 +349,7 @@ bool Service::may_send_as(const std::string& address) {
   return impl_->sender_identity(address).has_value();
 }
 spool::MessageSpool& Service::spool() { return *impl_->spool; }
+FeedbackLoop& Service::feedback() { return *impl_->feedback; }
 
 std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages) {
   Impl& m = *impl_;
@@ -302,7 +392,10 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
     rcpt_index += msg.recipients.size();
 
     if (!account->sending_enabled) {
-      res = {Refusal::kAccountPaused, "Sending is paused for this account.", "", {}};
+      std::string why = "Sending is paused for this account.";
+      if (!account->sending_paused_reason.empty())
+        why += " Reason: " + account->sending_paused_reason + ".";
+      res = {Refusal::kAccountPaused, why, "", {}};
       continue;
     }
     if (msg.recipients.empty()) {
@@ -370,16 +463,7 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
           continue;
         }
       }
-      // SES: a configuration set's SuppressionOptions replace the account's reasons.
-      if (set && !set->suppression_options.empty()) {
-        auto j = nlohmann::json::parse(set->suppression_options, nullptr, false);
-        if (j.is_object() && j.contains("SuppressedReasons") && j["SuppressedReasons"].is_array()) {
-          reasons.clear();
-          for (const auto& r : j["SuppressedReasons"]) {
-            if (r.is_string()) reasons.push_back(r.get<std::string>());
-          }
-        }
-      }
+      reasons = effective_suppressed_reasons(*account, set);
     }
     if (!quota_read) {
       auto sent = m.store.sent_last_24_hours(wall_ms());
@@ -401,6 +485,7 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
     nm.identity = signing_identity;
     nm.configuration_set = set_name;
     nm.envelope_from = msg.envelope_from.empty() ? from->address() : msg.envelope_from;
+    if (!set_name.empty()) nm.mail_json = mail_json_of(msg, nm, wall_ms(), m.options.region);
     nm.data = std::move(msg.data);
     for (size_t k = 0; k < msg.recipients.size(); ++k) {
       const std::string& to = msg.recipients[k];

@@ -15,7 +15,9 @@
 
 #include "base/status.h"
 #include "dns/resolver.h"
+#include "events/dispatcher.h"
 #include "service/delivery.h"
+#include "service/feedback_loop.h"
 #include "service/submit.h"
 #include "store/store.h"
 
@@ -25,6 +27,14 @@ struct ServiceOptions {
   std::string spool_path;  // the message spool file
   DeliveryOptions delivery;
   dns::ResolverOptions resolver;
+  // Events: the outbox file, the folder of JSON-lines destinations, and the webhook delivery.
+  std::string outbox_path;
+  std::string events_dir;
+  events::DispatcherOptions dispatcher;
+  // Bounces, complaints, suppression and the reputation guard. Its bounce_domain and verp_key
+  // are also given to delivery (VERP).
+  FeedbackOptions feedback;
+  std::string region = "us-east-1";  // for identity ARNs in event records
 };
 
 class Service : public Submitter {
@@ -43,6 +53,8 @@ class Service : public Submitter {
 
   const DeliveryStats& delivery_stats() const;
   spool::MessageSpool& spool();
+  // Inbound bounces and complaints (the feedback listener and the HTTP endpoint).
+  FeedbackLoop& feedback();
 
   struct Impl;
 

@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS message (
   envelope_from TEXT NOT NULL,
   accepted_ms INTEGER NOT NULL,
   open_recipients INTEGER NOT NULL,
-  data BLOB
+  data BLOB,
+  mail_json TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS message_recipient (
   id INTEGER PRIMARY KEY,
@@ -66,6 +67,18 @@ Result<std::unique_ptr<MessageSpool>> MessageSpool::open(const std::string& path
       return Status::io_error("spool '" + path + "' is not usable: " + msg);
     }
   }
+  // Spools made before events were published have no mail_json column; it is added empty (the
+  // events of their messages then carry a mail object without headers).
+  bool has_mail_json = false;
+  {
+    Stmt cols(db, "PRAGMA table_info(message)");
+    while (cols.step() == SQLITE_ROW) has_mail_json |= cols.text(1) == "mail_json";
+  }
+  if (!has_mail_json &&
+      sqlite3_exec(db, "ALTER TABLE message ADD COLUMN mail_json TEXT NOT NULL DEFAULT ''",
+                   nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Status::io_error("spool '" + path + "' cannot be upgraded: " + sqlite3_errmsg(db));
+  }
   return spool;
 }
 
@@ -76,7 +89,7 @@ Status MessageSpool::accept(const std::vector<NewMessage>& messages, int64_t now
   if (!tx.begun()) return db_error(db_);
   Stmt msg(db_,
            "INSERT INTO message (message_id, identity, configuration_set, envelope_from, "
-           "accepted_ms, open_recipients, data) VALUES (?, ?, ?, ?, ?, ?, ?)");
+           "accepted_ms, open_recipients, data, mail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   Stmt rcpt(db_,
             "INSERT INTO message_recipient (message, email, domain, state, reason) "
             "VALUES (?, ?, ?, ?, ?)");
@@ -87,6 +100,7 @@ Status MessageSpool::accept(const std::vector<NewMessage>& messages, int64_t now
     msg.bind(1, m.message_id).bind(2, m.identity).bind(3, m.configuration_set);
     msg.bind(4, m.envelope_from).bind(5, now_ms).bind(6, open);
     if (open > 0) msg.bind_blob(7, m.data);
+    msg.bind(8, m.mail_json);
     if (msg.step() != SQLITE_DONE) return db_error(db_);
     msg.reset();
     int64_t row = sqlite3_last_insert_rowid(db_);
@@ -159,8 +173,8 @@ Result<std::vector<ClaimedRecipient>> MessageSpool::claim_due(int64_t now_ms, si
 Result<StoredMessage> MessageSpool::message(int64_t row) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,
-          "SELECT message_id, identity, configuration_set, envelope_from, data FROM message "
-          "WHERE id = ?");
+          "SELECT message_id, identity, configuration_set, envelope_from, data, mail_json, "
+          "accepted_ms FROM message WHERE id = ?");
   if (!st.ok()) return db_error(db_);
   st.bind(1, row);
   int rc = st.step();
@@ -173,6 +187,8 @@ Result<StoredMessage> MessageSpool::message(int64_t row) {
   m.configuration_set = st.text(2);
   m.envelope_from = st.text(3);
   m.data = st.blob(4);
+  m.mail_json = st.text(5);
+  m.accepted_ms = st.i64(6);
   return m;
 }
 
@@ -284,6 +300,53 @@ Result<std::vector<MessageSpool::RecipientStatus>> MessageSpool::recipients_of(
     out.push_back({st.text(0), static_cast<RecipientState>(st.i64(1)), st.text(2), st.text(3),
                    static_cast<int>(st.i64(4))});
   }
+  return out;
+}
+
+namespace {
+
+constexpr const char* kRecipientColumns =
+    "SELECT r.id, r.message, m.message_id, r.email, m.configuration_set, m.envelope_from, "
+    "r.state, m.accepted_ms, m.mail_json FROM message_recipient r JOIN message m ON m.id = "
+    "r.message ";
+
+RecipientRecord read_recipient(Stmt& st) {
+  RecipientRecord r;
+  r.row = st.i64(0);
+  r.message = st.i64(1);
+  r.message_id = st.text(2);
+  r.email = st.text(3);
+  r.configuration_set = st.text(4);
+  r.envelope_from = st.text(5);
+  r.state = static_cast<RecipientState>(st.i64(6));
+  r.accepted_ms = st.i64(7);
+  r.mail_json = st.text(8);
+  return r;
+}
+
+}  // namespace
+
+Result<RecipientRecord> MessageSpool::recipient(int64_t row) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, (std::string(kRecipientColumns) + "WHERE r.id = ?").c_str());
+  if (!st.ok()) return db_error(db_);
+  st.bind(1, row);
+  int rc = st.step();
+  if (rc == SQLITE_DONE) return Status::not_found("no recipient " + std::to_string(row));
+  if (rc != SQLITE_ROW) return db_error(db_);
+  return read_recipient(st);
+}
+
+Result<std::vector<RecipientRecord>> MessageSpool::recipients_of_message(
+    const std::string& message_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, (std::string(kRecipientColumns) + "WHERE m.message_id = ? ORDER BY r.id").c_str());
+  if (!st.ok()) return db_error(db_);
+  st.bind(1, message_id);
+  std::vector<RecipientRecord> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) out.push_back(read_recipient(st));
+  if (rc != SQLITE_DONE) return db_error(db_);
   return out;
 }
 

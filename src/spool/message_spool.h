@@ -30,6 +30,9 @@ struct NewMessage {
   std::string configuration_set;
   std::string envelope_from;
   std::string data;  // the whole message, unsigned
+  // The SES event record's `mail` object for this message (JSON text), kept after the body is
+  // dropped so that late bounces and complaints can still be published.
+  std::string mail_json;
   struct Recipient {
     std::string email;
     std::string domain;
@@ -40,7 +43,19 @@ struct NewMessage {
 
 struct StoredMessage {
   int64_t row = 0;
-  std::string message_id, identity, configuration_set, envelope_from, data;
+  std::string message_id, identity, configuration_set, envelope_from, data, mail_json;
+  int64_t accepted_ms = 0;
+};
+
+// One recipient with what its message says about it: what feedback needs to act on a bounce or
+// a complaint that names the recipient's row (the VERP token) or its message.
+struct RecipientRecord {
+  int64_t row = 0;      // the recipient's row
+  int64_t message = 0;  // the message's row
+  std::string message_id, email, configuration_set, envelope_from;
+  RecipientState state = RecipientState::kPending;
+  int64_t accepted_ms = 0;
+  std::string mail_json;
 };
 
 // A recipient of a stored message claimed for delivery. `id` is the recipient's row,
@@ -86,6 +101,11 @@ class MessageSpool {
     int attempts = 0;
   };
   Result<std::vector<RecipientStatus>> recipients_of(const std::string& message_id);
+
+  // A recipient by row (kNotFound if none), and every recipient of a message by its MessageId
+  // (empty if none).
+  Result<RecipientRecord> recipient(int64_t row);
+  Result<std::vector<RecipientRecord>> recipients_of_message(const std::string& message_id);
 
  private:
   explicit MessageSpool(sqlite3* db) : db_(db) {}

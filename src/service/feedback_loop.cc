@@ -1,0 +1,595 @@
+#include "service/feedback_loop.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/ids.h"
+#include "base/log.h"
+#include "feedback/bounce_rules.h"
+#include "feedback/verp.h"
+
+namespace magnetic::service {
+namespace {
+
+using events::EventType;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+smtp::Reply reply(int code, std::string enhanced, std::string text) {
+  smtp::Reply r;
+  r.code = code;
+  r.enhanced = std::move(enhanced);
+  r.text = std::move(text);
+  return r;
+}
+
+std::string percent(double rate) { return fmt::format("{:.2f}%", rate * 100); }
+
+// "smtp; 550 5.1.1 no such user": SES's diagnosticCode form.
+std::string diagnostic_code(const std::string& text) {
+  if (text.empty()) return "";
+  return "smtp; " + text;
+}
+
+// A status code for a record when the reply carried none: the class digit of the reply code.
+std::string status_or_class(const std::string& status, int code, bool permanent) {
+  if (!status.empty()) return status;
+  if (code >= 400 && code < 600) return std::to_string(code / 100) + ".0.0";
+  return permanent ? "5.0.0" : "4.0.0";
+}
+
+// SES DeliveryDelay delayType for a deferral.
+std::string delay_type(const std::string& reason, const smtp::Reply& r, const std::string& mx) {
+  if (mx.empty() || r.no_reply()) return "TransientCommunicationFailure";
+  if (reason == "mailboxfull") return "MailboxFull";
+  if (reason == "spamdetected" || reason == "contenterror") return "SpamDetected";
+  if (reason == "blocked" || reason == "toomanyconn" || reason == "speeding") return "IPFailure";
+  return "RecipientServerError";
+}
+
+std::string host_of(const std::string& mx) {
+  auto colon = mx.rfind(':');
+  return colon == std::string::npos ? mx : mx.substr(0, colon);
+}
+
+}  // namespace
+
+std::vector<std::string> effective_suppressed_reasons(
+    const store::Account& account, const std::optional<store::ConfigurationSet>& set) {
+  std::vector<std::string> reasons = account.suppressed_reasons;
+  if (set && !set->suppression_options.empty()) {
+    auto j = nlohmann::json::parse(set->suppression_options, nullptr, false);
+    if (j.is_object() && j.contains("SuppressedReasons") && j["SuppressedReasons"].is_array()) {
+      reasons.clear();
+      for (const auto& r : j["SuppressedReasons"]) {
+        if (r.is_string()) reasons.push_back(r.get<std::string>());
+      }
+    }
+  }
+  return reasons;
+}
+
+struct FeedbackLoop::Impl {
+  FeedbackOptions options;
+  store::Store& store;
+  spool::MessageSpool& spool;
+  Publisher& publisher;
+  std::shared_ptr<spdlog::logger> log = logger("feedback");
+
+  std::mutex mu;
+  std::set<std::string> soft_bounced;  // addresses with a soft-bounce run counted since start
+  std::map<std::string, std::chrono::steady_clock::time_point> last_guard;
+
+  Impl(FeedbackOptions o, store::Store& st, spool::MessageSpool& sp, Publisher& p)
+      : options(std::move(o)), store(st), spool(sp), publisher(p) {}
+
+  // What one failed recipient means, and what we did.
+  struct Failure {
+    spool::RecipientRecord recipient;
+    feedback::BounceClass cls;
+    std::string action = "failed";
+    std::string status, diagnostic;
+    std::string reporting_mta, remote_mta_ip;
+    std::string feedback_id;
+  };
+
+  Status suppress(const std::string& email, const std::string& reason,
+                  const std::string& configuration_set, const std::string& message_id,
+                  const std::string& feedback_id, bool& done);
+  Status act_on_bounce(const Failure& f, std::vector<PendingEvent>& events, bool& suppressed);
+  void reputation(const std::string& set, uint64_t sent, uint64_t bounced, uint64_t complained);
+  void guard(const std::string& set, bool force);
+  void publish(std::vector<PendingEvent>& events) {
+    if (events.empty()) return;
+    if (Status s = publisher.publish(events); !s) {
+      log->error("{} events could not be stored: {}", events.size(), s.message());
+    }
+    events.clear();
+  }
+  std::optional<store::ConfigurationSet> set_of(const std::string& name) {
+    if (name.empty()) return std::nullopt;
+    auto s = store.get_configuration_set(name);
+    if (!s) return std::nullopt;
+    return *s;
+  }
+};
+
+FeedbackLoop::FeedbackLoop(FeedbackOptions options, store::Store& store,
+                           spool::MessageSpool& spool, Publisher& publisher)
+    : impl_(std::make_unique<Impl>(std::move(options), store, spool, publisher)) {
+  for (auto& a : impl_->options.complaint_addresses) a = lower(a);
+}
+
+FeedbackLoop::~FeedbackLoop() = default;
+
+Status FeedbackLoop::Impl::suppress(const std::string& email, const std::string& reason,
+                                    const std::string& configuration_set,
+                                    const std::string& message_id,
+                                    const std::string& feedback_id, bool& done) {
+  done = false;
+  auto account = store.account();
+  if (!account) return account.status();
+  auto reasons = effective_suppressed_reasons(*account, set_of(configuration_set));
+  if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) return Status::ok();
+  store::SuppressedDestination d;
+  d.email = email;
+  d.reason = reason;
+  d.message_id = message_id;
+  d.feedback_id = feedback_id;
+  if (Status s = store.put_suppressed(d); !s) return s;
+  log->info("{} suppressed ({}, message {})", email, reason, message_id);
+  done = true;
+  return Status::ok();
+}
+
+Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEvent>& events,
+                                         bool& suppressed) {
+  const auto& r = f.recipient;
+  suppressed = false;
+  if (f.cls.hard) {
+    if (Status s = suppress(r.email, "BOUNCE", r.configuration_set, r.message_id, f.feedback_id,
+                            suppressed);
+        !s)
+      return s;
+    std::lock_guard<std::mutex> lock(mu);
+    if (soft_bounced.erase(lower(r.email))) (void)store.reset_soft_bounces(r.email);
+  } else if (f.cls.bounce_type == "Transient" && options.soft_bounce_limit > 0) {
+    auto run = store.count_soft_bounce(r.email, wall_ms());
+    if (!run) return run.status();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      soft_bounced.insert(lower(r.email));
+    }
+    if (*run >= options.soft_bounce_limit) {
+      log->info("{}: {} soft bounces in a row", r.email, *run);
+      if (Status s = suppress(r.email, "BOUNCE", r.configuration_set, r.message_id,
+                              f.feedback_id, suppressed);
+          !s)
+        return s;
+    }
+  }
+  if (f.cls.hard) reputation(r.configuration_set, 0, 1, 0);
+  if (publisher.wants(r.configuration_set, EventType::kBounce)) {
+    events::BounceDetail b;
+    b.bounce_type = f.cls.bounce_type.empty() ? "Undetermined" : f.cls.bounce_type;
+    b.bounce_sub_type = f.cls.bounce_subtype.empty() ? "General" : f.cls.bounce_subtype;
+    b.bounced_recipients.push_back({r.email, f.action, f.status, f.diagnostic});
+    b.timestamp_ms = wall_ms();
+    b.feedback_id = f.feedback_id;
+    b.reporting_mta = f.reporting_mta;
+    b.remote_mta_ip = f.remote_mta_ip;
+    auto json = events::make_event(r.mail_json, b);
+    if (json) {
+      events.push_back({r.configuration_set, r.message_id, EventType::kBounce, std::move(*json)});
+    } else {
+      log->warn("message {}: no bounce event: {}", r.message_id, json.status().message());
+    }
+  }
+  return Status::ok();
+}
+
+void FeedbackLoop::Impl::reputation(const std::string& set, uint64_t sent, uint64_t bounced,
+                                    uint64_t complained) {
+  if (!options.reputation.enabled) return;
+  int64_t now = wall_ms();
+  for (const std::string& scope : {std::string(), set}) {
+    if (Status s = store.record_reputation(scope, now, sent, bounced, complained); !s)
+      log->warn("reputation counters not updated: {}", s.message());
+    if (set.empty()) break;
+  }
+}
+
+void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
+  const ReputationThresholds& t = options.reputation;
+  if (!t.enabled) return;
+  auto now_steady = std::chrono::steady_clock::now();
+  std::vector<std::string> scopes = {""};
+  if (!set.empty()) scopes.push_back(set);
+  for (const std::string& scope : scopes) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto& last = last_guard[scope];
+      if (!force && now_steady - last < std::chrono::seconds(1)) continue;
+      last = now_steady;
+    }
+    int64_t now = wall_ms();
+    int64_t since = now - t.window.count();
+    auto account = store.account();
+    if (!account) continue;
+    std::optional<store::ConfigurationSet> cs;
+    if (scope.empty()) {
+      since = std::max(since, account->reputation_reset_ms);
+    } else {
+      cs = set_of(scope);
+      if (!cs) continue;
+      auto rep = nlohmann::json::parse(cs->reputation_options, nullptr, false);
+      if (rep.is_object() && rep.contains("LastFreshStart") && rep["LastFreshStart"].is_number())
+        since = std::max(since, static_cast<int64_t>(rep["LastFreshStart"].get<double>() * 1000));
+    }
+    auto counts = store.reputation_since(scope, since, now);
+    if (!counts || counts->sent < t.min_sent) continue;
+    double bounce_rate = static_cast<double>(counts->bounced) / static_cast<double>(counts->sent);
+    double complaint_rate =
+        static_cast<double>(counts->complained) / static_cast<double>(counts->sent);
+    std::string what = scope.empty() ? "the account" : "configuration set " + scope;
+    std::string why;
+    if (bounce_rate >= t.pause_bounce_rate) {
+      why = fmt::format("bounce rate {} ({} of {} recipients) reached the pause threshold {}",
+                        percent(bounce_rate), counts->bounced, counts->sent,
+                        percent(t.pause_bounce_rate));
+    } else if (complaint_rate >= t.pause_complaint_rate) {
+      why = fmt::format("complaint rate {} ({} of {} recipients) reached the pause threshold {}",
+                        percent(complaint_rate), counts->complained, counts->sent,
+                        percent(t.pause_complaint_rate));
+    }
+    if (!why.empty()) {
+      if (scope.empty()) {
+        if (!account->sending_enabled) continue;
+        account->sending_enabled = false;
+        account->enforcement_status = "SHUTDOWN";
+        account->sending_paused_reason = why;
+        if (Status s = store.put_account(*account); !s) {
+          log->error("could not pause the account: {}", s.message());
+          continue;
+        }
+      } else {
+        auto opts = nlohmann::json::parse(cs->sending_options, nullptr, false);
+        if (!opts.is_object()) opts = nlohmann::json::object();
+        if (opts.value("SendingEnabled", true) == false) continue;
+        opts["SendingEnabled"] = false;
+        cs->sending_options = opts.dump();
+        if (Status s = store.update_configuration_set(*cs); !s) {
+          log->error("could not pause configuration set {}: {}", scope, s.message());
+          continue;
+        }
+      }
+      log->error("sending paused for {}: {}; resume it through the API once the cause is fixed",
+                 what, why);
+      continue;
+    }
+    bool review = bounce_rate >= t.review_bounce_rate || complaint_rate >= t.review_complaint_rate;
+    if (scope.empty() && review && account->enforcement_status == "HEALTHY") {
+      account->enforcement_status = "PROBATION";
+      (void)store.put_account(*account);
+      log->warn("the account is under review: bounce rate {} (review at {}), complaint rate {} "
+                "(review at {}) over {} recipients",
+                percent(bounce_rate), percent(t.review_bounce_rate), percent(complaint_rate),
+                percent(t.review_complaint_rate), counts->sent);
+    }
+  }
+}
+
+void FeedbackLoop::check_reputation(const std::string& configuration_set) {
+  impl_->guard(configuration_set, true);
+}
+
+smtp::Reply FeedbackLoop::check_recipient(const std::string& mail_from, const std::string& rcpt) {
+  (void)mail_from;
+  const auto& o = impl_->options;
+  std::string address = lower(rcpt);
+  if (!o.bounce_domain.empty()) {
+    std::string token = feedback::verp_token_of(address, o.bounce_domain);
+    if (!token.empty()) {
+      if (feedback::verp_row(token, o.verp_key)) return reply(250, "2.1.5", "OK");
+      return reply(550, "5.1.1", "No such bounce address");
+    }
+    if (address == "postmaster@" + lower(o.bounce_domain)) return reply(250, "2.1.5", "OK");
+  }
+  if (std::find(o.complaint_addresses.begin(), o.complaint_addresses.end(), address) !=
+      o.complaint_addresses.end())
+    return reply(250, "2.1.5", "OK");
+  return reply(550, "5.7.1",
+               "Relaying denied: this server takes only bounces and feedback reports for its "
+               "own addresses");
+}
+
+smtp::Reply FeedbackLoop::receive(const smtp::SubmissionEnvelope& envelope) {
+  std::string token;
+  for (const auto& r : envelope.rcpt_to) {
+    token = feedback::verp_token_of(lower(r), impl_->options.bounce_domain);
+    if (!token.empty()) break;
+  }
+  auto result = process(envelope.data, token);
+  if (!result) {
+    if (result.status().code() == StatusCode::kInvalidArgument)
+      return reply(554, "5.6.0", result.status().message());
+    impl_->log->error("feedback from {} not recorded: {}", envelope.mail_from,
+                      result.status().message());
+    return reply(451, "4.3.0", "Feedback could not be recorded; try again later");
+  }
+  return reply(250, "2.0.0",
+               fmt::format("Feedback recorded: {} matched, {} unmatched",
+                           result->matched, result->unmatched));
+}
+
+Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::string& verp_token) {
+  Impl& m = *impl_;
+  auto report = feedback::parse_feedback(raw);
+  if (!report) return Status::invalid_argument("not a message: " + report.status().message());
+  FeedbackResult result;
+  result.kind = report->kind;
+  if (report->kind != feedback::FeedbackKind::kBounce &&
+      report->kind != feedback::FeedbackKind::kComplaint) {
+    m.log->debug("inbound message is {}: nothing to do", feedback_kind_name(report->kind));
+    return result;
+  }
+
+  // Which of our recipients it is about: the VERP token names one; else the returned
+  // message's Message-ID (ours are <MessageId@domain>) names a message.
+  std::optional<spool::RecipientRecord> by_token;
+  std::string token = verp_token.empty() ? report->verp_token : verp_token;
+  if (!token.empty()) {
+    if (auto row = feedback::verp_row(token, m.options.verp_key)) {
+      auto r = m.spool.recipient(*row);
+      if (r) {
+        by_token = std::move(*r);
+      } else if (r.status().code() != StatusCode::kNotFound) {
+        return r.status();
+      }
+    }
+  }
+  std::vector<spool::RecipientRecord> of_message;
+  if (!by_token && !report->original_message_id.empty()) {
+    std::string id = report->original_message_id;
+    id = id.substr(0, id.find('@'));
+    auto listed = m.spool.recipients_of_message(id);
+    if (!listed) return listed.status();
+    of_message = std::move(*listed);
+  }
+  auto find_in_message = [&](const std::string& email) -> const spool::RecipientRecord* {
+    for (const auto& r : of_message) {
+      if (lower(r.email) == lower(email)) return &r;
+    }
+    return nullptr;
+  };
+
+  std::string feedback_id = new_id();
+  std::vector<PendingEvent> events;
+  std::set<std::string> sets_touched;
+
+  if (report->kind == feedback::FeedbackKind::kBounce) {
+    bool token_used = false;
+    for (const auto& e : report->entries) {
+      if (!e.action.empty() && e.action != "failed") continue;  // delayed, delivered, relayed
+      const spool::RecipientRecord* target = nullptr;
+      if (by_token && !token_used) {
+        // A VERP address is one recipient's: the report is about it, whatever address the
+        // receiver wrote (forwarding, aliases).
+        target = &*by_token;
+        token_used = true;
+      } else if (!by_token) {
+        target = find_in_message(e.recipient);
+      }
+      if (!target) {
+        ++result.unmatched;
+        continue;
+      }
+      ++result.matched;
+      Impl::Failure f;
+      f.recipient = *target;
+      f.cls = {e.reason, e.hard, e.bounce_type, e.bounce_subtype};
+      f.status = e.status.empty() ? (e.hard ? "5.0.0" : "4.0.0") : e.status;
+      f.diagnostic = e.diagnostic.empty() ? "" : "smtp; " + e.diagnostic;
+      f.reporting_mta = report->reporting_mta.empty() ? "" : "dns; " + report->reporting_mta;
+      f.feedback_id = feedback_id;
+      bool suppressed = false;
+      if (Status s = m.act_on_bounce(f, events, suppressed); !s) return s;
+      result.suppressed += suppressed ? 1 : 0;
+      sets_touched.insert(target->configuration_set);
+      m.log->info("bounce for {} (message {}): {} {}", target->email, target->message_id,
+                  e.reason, e.hard ? "hard" : "soft");
+    }
+  } else {
+    // A complaint: the token's recipient, else those the report names, else (a report that
+    // names nobody) every recipient of the returned message, as the complaint is about it.
+    std::vector<const spool::RecipientRecord*> targets;
+    if (by_token) {
+      targets.push_back(&*by_token);
+    } else {
+      for (const auto& e : report->entries) {
+        if (e.recipient.empty()) continue;
+        if (const auto* r = find_in_message(e.recipient)) {
+          targets.push_back(r);
+        } else {
+          ++result.unmatched;
+        }
+      }
+      if (targets.empty() && result.unmatched == 0) {
+        for (const auto& r : of_message) targets.push_back(&r);
+      }
+    }
+    if (targets.empty() && result.unmatched == 0) result.unmatched = 1;
+    bool not_spam = report->feedback_type == "not-spam";
+    std::map<std::string, std::vector<const spool::RecipientRecord*>> by_message;
+    for (const auto* r : targets) by_message[r->message_id].push_back(r);
+    for (const auto& [message_id, recipients] : by_message) {
+      const auto& first = *recipients.front();
+      for (const auto* r : recipients) {
+        ++result.matched;
+        if (not_spam) continue;
+        bool suppressed = false;
+        if (Status s = m.suppress(r->email, "COMPLAINT", r->configuration_set, r->message_id,
+                                  feedback_id, suppressed);
+            !s)
+          return s;
+        result.suppressed += suppressed ? 1 : 0;
+        m.log->info("complaint ({}) for {} (message {})",
+                    report->feedback_type.empty() ? "abuse" : report->feedback_type, r->email,
+                    r->message_id);
+      }
+      if (!not_spam) m.reputation(first.configuration_set, 0, 0, 1);
+      sets_touched.insert(first.configuration_set);
+      if (m.publisher.wants(first.configuration_set, EventType::kComplaint)) {
+        events::ComplaintDetail c;
+        for (const auto* r : recipients) c.complained_recipients.push_back(r->email);
+        c.timestamp_ms = wall_ms();
+        c.feedback_id = feedback_id;
+        c.user_agent = report->user_agent;
+        c.complaint_feedback_type = report->feedback_type;
+        auto json = events::make_event(first.mail_json, c);
+        if (json) {
+          events.push_back(
+              {first.configuration_set, message_id, EventType::kComplaint, std::move(*json)});
+        }
+      }
+    }
+  }
+  m.publish(events);
+  for (const auto& set : sets_touched) m.guard(set, false);
+  if (result.unmatched) {
+    m.log->info("{} from {}: {} recipient(s) not matched to a message of ours",
+                feedback_kind_name(report->kind),
+                report->reporting_mta.empty() ? "an unknown MTA" : report->reporting_mta,
+                result.unmatched);
+  }
+  return result;
+}
+
+void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
+  Impl& m = *impl_;
+  std::vector<PendingEvent> events;
+  std::set<std::string> sets_touched;
+  int64_t now = wall_ms();
+  for (const Attempt& a : attempts) {
+    spool::RecipientRecord r;
+    r.row = a.recipient.id;
+    r.message = a.recipient.message;
+    r.message_id = a.recipient.message_id;
+    r.email = a.recipient.email;
+    if (a.known) {
+      r.configuration_set = a.configuration_set;
+      r.mail_json = a.mail_json;
+      r.accepted_ms = a.accepted_ms;
+    } else if (auto full = m.spool.recipient(a.recipient.id)) {
+      r = std::move(*full);
+    }
+    const spool::Outcome& o = a.outcome;
+    switch (o.state) {
+      case spool::RecipientState::kDelivered: {
+        {
+          std::lock_guard<std::mutex> lock(m.mu);
+          if (m.soft_bounced.erase(lower(r.email))) (void)m.store.reset_soft_bounces(r.email);
+        }
+        if (!m.publisher.wants(r.configuration_set, EventType::kDelivery)) break;
+        events::DeliveryDetail d;
+        d.timestamp_ms = now;
+        d.processing_time_millis = r.accepted_ms ? std::max<int64_t>(0, now - r.accepted_ms) : 0;
+        d.recipients = {r.email};
+        d.smtp_response = a.reply.to_string();
+        d.reporting_mta = m.options.reporting_mta;
+        d.remote_mta_ip = host_of(a.mx);
+        if (auto json = events::make_event(r.mail_json, d))
+          events.push_back({r.configuration_set, r.message_id, EventType::kDelivery, *json});
+        break;
+      }
+      case spool::RecipientState::kBounced:
+      case spool::RecipientState::kExpired: {
+        bool expired = o.state == spool::RecipientState::kExpired;
+        Impl::Failure f;
+        f.recipient = r;
+        if (expired) {
+          // Retried until too old: SES reports it as a soft (Transient) bounce.
+          f.cls = feedback::bounce_rules().class_of("expired", false);
+          if (f.cls.bounce_type.empty()) f.cls.bounce_type = "Transient";
+          if (f.cls.bounce_subtype.empty()) f.cls.bounce_subtype = "General";
+        } else {
+          feedback::FailureFacts facts;
+          facts.status = a.reply.enhanced;
+          facts.reply_code = a.reply.code;
+          facts.diagnostic = a.reply.text;
+          facts.permanent = true;
+          facts.after_data = a.reply.stage == "data" || a.reply.stage == "dot";
+          f.cls = feedback::bounce_rules().classify(facts);
+        }
+        f.status = status_or_class(a.reply.enhanced, a.reply.code, !expired);
+        f.diagnostic = diagnostic_code(a.reply.to_string());
+        f.reporting_mta = m.options.reporting_mta.empty() ? "" : "dns; " + m.options.reporting_mta;
+        f.remote_mta_ip = host_of(a.mx);
+        f.feedback_id = new_id();
+        bool suppressed = false;
+        if (Status s = m.act_on_bounce(f, events, suppressed); !s) {
+          m.log->error("bounce of {} not acted on: {}", r.email, s.message());
+        }
+        sets_touched.insert(r.configuration_set);
+        break;
+      }
+      case spool::RecipientState::kDeferred: {
+        if (!m.publisher.wants(r.configuration_set, EventType::kDeliveryDelay)) break;
+        events::DeliveryDelayDetail d;
+        d.timestamp_ms = now;
+        d.delay_type = delay_type(o.reason, a.reply, a.mx);
+        d.expiration_time_ms =
+            (o.first_attempt_ms ? o.first_attempt_ms : now) + m.options.max_age.count();
+        d.delayed_recipients.push_back({r.email,
+                                        status_or_class(a.reply.enhanced, a.reply.code, false),
+                                        diagnostic_code(a.reply.to_string())});
+        d.reporting_mta = m.options.reporting_mta;
+        if (auto json = events::make_event(r.mail_json, d))
+          events.push_back({r.configuration_set, r.message_id, EventType::kDeliveryDelay, *json});
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  m.publish(events);
+  for (const auto& set : sets_touched) m.guard(set, false);
+}
+
+void FeedbackLoop::on_accepted(const std::vector<Accepted>& messages) {
+  Impl& m = *impl_;
+  std::map<std::string, uint64_t> sent;
+  std::vector<PendingEvent> events;
+  for (const auto& msg : messages) {
+    sent[msg.configuration_set] += msg.recipients;
+    if (!m.publisher.wants(msg.configuration_set, EventType::kSend)) continue;
+    if (auto json = events::make_send_event(msg.mail_json))
+      events.push_back({msg.configuration_set, msg.message_id, EventType::kSend, *json});
+  }
+  // The account's count once, each set's on its own.
+  if (m.options.reputation.enabled) {
+    int64_t now = wall_ms();
+    uint64_t total = 0;
+    for (const auto& [set, n] : sent) {
+      total += n;
+      if (!set.empty() && n) (void)m.store.record_reputation(set, now, n, 0, 0);
+    }
+    if (total) (void)m.store.record_reputation("", now, total, 0, 0);
+  }
+  m.publish(events);
+}
+
+}  // namespace magnetic::service
