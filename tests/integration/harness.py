@@ -212,6 +212,14 @@ def _serve_log(data):
 
 def start_serve(data, routes=(), relay=None, extra=(), timeout=30):
     """`magnetic serve` on ephemeral ports; returns (process, api_port, smtp_port).
+    See start_serve_ports for the listeners a configuration adds.
+    """
+    p, ports = start_serve_ports(data, routes, relay, extra, timeout)
+    return p, ports["api"], ports["smtp"]
+
+
+def start_serve_ports(data, routes=(), relay=None, extra=(), timeout=30, listeners=("api", "smtp")):
+    """`magnetic serve` on ephemeral ports; returns (process, {listener: port}).
 
     routes: [(domain, port)], all on 127.0.0.1. Waits (bounded) for DATA/listen.json, which serve
     writes once both listeners are bound; a listen.json left by an earlier run (one killed with
@@ -241,21 +249,21 @@ def start_serve(data, routes=(), relay=None, extra=(), timeout=30):
         try:
             with open(listen) as f:
                 doc = json.load(f)
-            if "api" in doc and "smtp" in doc:
+            if all(name in doc for name in listeners):
                 break
         except (OSError, ValueError):
             pass  # not written yet, or written in part
         doc = None
         time.sleep(0.02)
     check(doc is not None, f"magnetic serve wrote no listen.json in {timeout} s:\n{serve_log(data)}")
-    check_eq(sorted(doc), ["api", "smtp"], "keys of listen.json")
+    check_eq(sorted(doc), sorted(listeners), "keys of listen.json")
     ports = {}
-    for name in ("api", "smtp"):
+    for name in listeners:
         host, _, port = doc[name].rpartition(":")
         check_eq(host, "127.0.0.1", f"listen.json {name} host")
         ports[name] = int(port)
         wait_port(ports[name])
-    return p, ports["api"], ports["smtp"]
+    return p, ports
 
 
 def serve_log(data):
@@ -501,3 +509,69 @@ def wait_count(count_fn, want, timeout, what, settle=1.0):
         fail(f"{what}: {n} of {want} after {timeout} s")
     time.sleep(settle)
     return count_fn()
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 that takes event POSTs: it keeps every request (headers, body)
+    in arrival order, answers 200, and can be started and stopped on the same port (to be "down"
+    for a while). Bounded: it serves until stopped, one thread."""
+
+    def __init__(self, port=None):
+        import threading
+
+        self.port = port or free_port()
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = None
+        self.thread = None
+
+    def start(self):
+        import http.server
+        import threading
+
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                with receiver.lock:
+                    receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def events(self):
+        """[(headers, parsed record)] so far."""
+        with self.lock:
+            return [(hd, json.loads(body)) for hd, body in self.requests]
+
+    def url(self, path="/hook"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def webhook_signature_ok(headers, body, secret):
+    """Whether X-Magnetic-Signature is v1=hex(HMAC-SHA256(secret, timestamp + "." + body))."""
+    import hashlib
+    import hmac
+
+    ts = headers.get("x-magnetic-timestamp", "")
+    want = "v1=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(headers.get("x-magnetic-signature", ""), want)

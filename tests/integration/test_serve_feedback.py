@@ -1,0 +1,251 @@
+"""The feedback loop of `magnetic serve` against real peers, all on loopback.
+
+1. A real Postfix instance is the receiving MTA for rcpt.test: it accepts mail for an unknown user,
+   fails it after accepting, and sends its own DSN to our VERP envelope sender, through its
+   transport map, to our feedback listener. The address must end up suppressed (BOUNCE), with a
+   Permanent Bounce event at the webhook, after the message's Send and Delivery events.
+2. swaks injects ARF reports (RFC 5965) to the feedback-loop address: one matched by the VERP
+   envelope sender it names, one by the returned message's Message-ID alone. Complaint events and
+   COMPLAINT suppressions appear. Relaying and forged VERP tokens are refused.
+3. The webhook receiver is down while mail is delivered, the service is killed with SIGKILL and
+   started again, and the receiver comes back: every event arrives exactly once, in order per
+   message, each with a valid HMAC signature. The JSON-lines destination holds the same records.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h
+import postfix_peer
+
+DOMAIN = "example.com"
+FROM = "News <news@example.com>"
+SET = "fb"
+BOUNCE_DOMAIN = "bounces.test"
+FBL = "fbl@bounces.test"
+
+
+def config(work, data):
+    path = os.path.join(work, "magnetic.toml")
+    with open(path, "w") as f:
+        f.write(f'''
+[feedback]
+listen = "127.0.0.1:0"
+hostname = "feedback.test"
+bounce_domain = "{BOUNCE_DOMAIN}"
+complaint_addresses = ["{FBL}"]
+
+[reputation]
+min_sent = 1000000
+
+[events]
+retry_initial = "100ms"
+retry_max = "500ms"
+''')
+    return path
+
+
+def serve(cfg, data, routes):
+    return h.start_serve_ports(data, routes=routes, extra=["--config", cfg],
+                               listeners=("api", "smtp", "feedback"))
+
+
+def wait_for(fn, what, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    h.fail(f"timed out waiting for {what}")
+
+
+def events_of(receiver, message_id):
+    return [e for _, e in receiver.events() if e["mail"]["messageId"] == message_id]
+
+
+def swaks(port, to, data_file, sender="fbl-reports@isp.test"):
+    p = subprocess.run(["swaks", "--server", "127.0.0.1", "--port", str(port), "--from", sender,
+                        "--to", to, "--data", "@" + data_file, "--helo", "isp.test",
+                        "--timeout", "20"], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def arf_report(path, original, rcpt, mail_from=None, feedback_type="abuse"):
+    """An RFC 5965 report about `original` (bytes of the message as the receiver got it)."""
+    fields = [f"Feedback-Type: {feedback_type}", "User-Agent: ExampleFBL/1.0", "Version: 1",
+              f"Original-Rcpt-To: <{rcpt}>", "Arrival-Date: Thu, 03 Dec 2026 10:00:00 +0000",
+              "Source-IP: 127.0.0.1"]
+    if mail_from:
+        fields.insert(3, f"Original-Mail-From: <{mail_from}>")
+    original = original.replace(b"\r\n", b"\n")
+    if mail_from is None:
+        # Matched by Message-ID alone: drop what names the envelope sender.
+        original = b"\n".join(l for l in original.split(b"\n") if not l.lower().startswith(b"return-path:"))
+    body = (
+        "From: fbl-reports@isp.test\n"
+        f"To: {FBL}\n"
+        "Subject: Abuse report\n"
+        "Message-ID: <report-" + str(time.time_ns()) + "@isp.test>\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b1"\n'
+        "\n--b1\nContent-Type: text/plain\n\nThis is an abuse report.\n"
+        "\n--b1\nContent-Type: message/feedback-report\n\n" + "\n".join(fields) + "\n"
+        "\n--b1\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n").encode() + original + b"\n--b1--\n"
+    with open(path, "wb") as f:
+        f.write(body)
+
+
+def main():
+    if not os.path.exists(postfix_peer.POSTFIX):
+        print("SKIP: no Postfix at " + postfix_peer.POSTFIX)
+        return
+    work = h.tempdir()
+    data = os.path.join(work, "data")
+    cfg = config(work, data)
+    sink_dir = os.path.join(work, "sink")
+    sink, sink_port = h.start_smtp_sink(sink_dir)
+    postfix_port = h.free_port()
+    receiver = h.WebhookReceiver().start()
+
+    key = h.keys_create(data, "feedback")
+    p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
+    peer = postfix_peer.PostfixPeer(os.path.join(work, "postfix"))
+    try:
+        peer.start(feedback_port=ports["feedback"], smtp_port=postfix_port)
+        api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
+        api.ok("POST", "/v2/email/identities", {"EmailIdentity": DOMAIN})
+        api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": SET})
+        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
+            "EventDestinationName": "hook",
+            "EventDestination": {"Enabled": True,
+                                 "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT"],
+                                 "SnsDestination": {"TopicArn": receiver.url()}}})
+        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
+            "EventDestinationName": "file",
+            "EventDestination": {"Enabled": True,
+                                 "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT"],
+                                 "KinesisFirehoseDestination": {
+                                     "IamRoleArn": "arn:aws:iam::000000000000:role/none",
+                                     "DeliveryStreamArn": "file:feedback"}}})
+
+        def send(to, subject):
+            doc = api.ok("POST", "/v2/email/outbound-emails", {
+                "FromEmailAddress": FROM, "Destination": {"ToAddresses": [to]},
+                "ConfigurationSetName": SET,
+                "Content": {"Simple": {"Subject": {"Data": subject}, "Body": {"Text": {"Data": "hi\n"}}}}})
+            return doc["MessageId"]
+
+        # 1. Postfix round trip.
+        bounced = send("unknown@rcpt.test", "to nobody")
+        sup = wait_for(lambda: (lambda r: r.doc if r.status == 200 else None)(
+            api.call("GET", "/v2/email/suppression/addresses/" + h.encode_path("unknown@rcpt.test"))),
+            "unknown@rcpt.test on the suppression list (Postfix's DSN)\n" + peer.log()[-3000:], timeout=90)
+        entry = sup["SuppressedDestination"]
+        h.check_eq(entry["Reason"], "BOUNCE", "suppression reason after Postfix's DSN")
+        h.check_eq(entry["Attributes"]["MessageId"], bounced, "suppression's MessageId")
+        evs = wait_for(lambda: (lambda e: e if [x["eventType"] for x in e][-1:] == ["Bounce"] else None)(
+            events_of(receiver, bounced)), "the Bounce event of the Postfix DSN")
+        h.check_eq([e["eventType"] for e in evs], ["Send", "Delivery", "Bounce"], "events of the bounced message")
+        b = evs[2]["bounce"]
+        h.check_eq(b["bounceType"], "Permanent", "bounceType")
+        h.check_eq([r["emailAddress"] for r in b["bouncedRecipients"]], ["unknown@rcpt.test"], "bouncedRecipients")
+        h.check_eq(b["bouncedRecipients"][0]["status"], "5.1.1", "bounced status")
+        h.check_eq(b["bouncedRecipients"][0]["action"], "failed", "bounced action")
+        h.check(b["bouncedRecipients"][0]["diagnosticCode"].startswith("smtp; "), f"diagnosticCode {b}")
+        h.check_eq(evs[1]["delivery"]["recipients"], ["unknown@rcpt.test"], "Delivery recipients")
+        h.check(evs[1]["delivery"]["smtpResponse"].startswith("250"), f"Delivery smtpResponse {evs[1]}")
+        h.check_eq(evs[0]["mail"]["commonHeaders"]["subject"], "to nobody", "commonHeaders.subject")
+        h.check_eq(evs[0]["mail"]["destination"], ["unknown@rcpt.test"], "mail.destination")
+        h.check_eq(evs[0]["mail"]["tags"]["ses:configuration-set"], [SET], "ses:configuration-set tag")
+        print(f"postfix round trip: {bounced} suppressed, events {[e['eventType'] for e in evs]}")
+
+        # Suppressed now: accepted, never attempted again.
+        again = send("unknown@rcpt.test", "again")
+        states = wait_for(lambda: [l for l in open(os.path.join(data, "dispositions.jsonl"))
+                                   if again in l], "the disposition of the suppressed send")
+        h.check_eq(json.loads(states[0])["status"], "suppressed", "second send to a bounced address")
+
+        # 2. ARF reports through swaks.
+        ok1 = send("reader1@good.test", "read me")
+        ok2 = send("reader2@good.test", "read me too")
+        got = wait_for(lambda: (lambda m: m if len(m) >= 2 else None)(h.smtp_sink_messages(sink_dir)),
+                       "two messages at smtp-sink")
+        by_rcpt = {tuple(to): (frm, raw) for frm, to, raw in got}
+        frm1, raw1 = by_rcpt[("reader1@good.test",)]
+        h.check(frm1.startswith("bounce+") and frm1.endswith("@" + BOUNCE_DOMAIN), f"VERP sender {frm1}")
+        raw1 = b"Return-Path: <" + frm1.encode() + b">\n" + raw1
+        _, raw2 = by_rcpt[("reader2@good.test",)]
+        report1 = os.path.join(work, "arf1.eml")
+        arf_report(report1, raw1, "reader1@good.test", mail_from=frm1)
+        rc, out = swaks(ports["feedback"], FBL, report1)
+        h.check(rc == 0 and "250 2.0.0 Feedback recorded: 1 matched, 0 unmatched" in out, f"swaks ARF 1:\n{out}")
+        report2 = os.path.join(work, "arf2.eml")
+        arf_report(report2, raw2, "reader2@good.test")
+        rc, out = swaks(ports["feedback"], FBL, report2)
+        h.check(rc == 0 and "250 2.0.0 Feedback recorded: 1 matched, 0 unmatched" in out, f"swaks ARF 2:\n{out}")
+        for mid, rcpt in ((ok1, "reader1@good.test"), (ok2, "reader2@good.test")):
+            r = api.call("GET", "/v2/email/suppression/addresses/" + h.encode_path(rcpt))
+            h.check_eq(r.status, 200, f"{rcpt} suppressed after the ARF report")
+            h.check_eq(r.doc["SuppressedDestination"]["Reason"], "COMPLAINT", f"{rcpt} suppression reason")
+            evs = wait_for(lambda: (lambda e: e if e and e[-1]["eventType"] == "Complaint" else None)(
+                events_of(receiver, mid)), f"the Complaint event of {rcpt}")
+            c = evs[-1]["complaint"]
+            h.check_eq(c["complaintFeedbackType"], "abuse", "complaintFeedbackType")
+            h.check_eq(c["complainedRecipients"], [{"emailAddress": rcpt}], "complainedRecipients")
+            h.check_eq(c["userAgent"], "ExampleFBL/1.0", "complaint userAgent")
+        print("ARF: two complaints (VERP and Message-ID) suppressed with Complaint events")
+
+        # Not a relay, not a mailbox; forged tokens refused.
+        rc, out = swaks(ports["feedback"], "someone@example.com", report1)
+        h.check(rc != 0 and "550 5.7.1" in out, f"relay attempt through the feedback listener:\n{out}")
+        forged = frm1.replace("bounce+", "bounce+1").replace("@", "x@")
+        rc, out = swaks(ports["feedback"], forged, report1)
+        h.check(rc != 0 and "550 5.1.1" in out, f"forged VERP address:\n{out}")
+
+        # 3. Webhook outage and kill -9.
+        before = len(receiver.requests)
+        receiver.stop()
+        ids = [send(f"user{i}@good.test", f"outage {i}") for i in range(10)]
+        wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 12, "10 more messages at smtp-sink")
+        time.sleep(0.5)  # let delivery record the outcomes (the events are appended first)
+        h.kill9(p)
+        p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
+        receiver.start()
+        want = {(m, t) for m in ids for t in ("Send", "Delivery")}
+        wait_for(lambda: want <= {(e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()},
+                 "every event after the outage and the restart", timeout=90)
+        time.sleep(1)  # anything sent twice would arrive now
+        secret = open(os.path.join(data, "webhook.secret")).read().strip()
+        seen_ids = [hd.get("x-magnetic-event-id") for hd, _ in receiver.requests]
+        h.check_eq(len(seen_ids), len(set(seen_ids)), "event ids delivered more than once")
+        for hd, body in receiver.requests:
+            h.check(h.webhook_signature_ok(hd, body, secret), f"signature of event {hd.get('x-magnetic-event-id')}")
+        after = [e for _, e in receiver.events()[before:]]
+        for m in ids:
+            h.check_eq([e["eventType"] for e in after if e["mail"]["messageId"] == m], ["Send", "Delivery"],
+                       f"events of {m} after the outage")
+        lines = [json.loads(l) for l in open(os.path.join(data, "events", "feedback.jsonl"))]
+        h.check_eq(sorted((e["mail"]["messageId"], e["eventType"]) for e in lines),
+                   sorted((e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()),
+                   "the JSON-lines destination against the webhook")
+        print(f"outage: {len(after)} events after kill -9, each once, in order, signed")
+
+        _, out, _ = h.magnetic("events", "tail", "--data", data, "--type", "BOUNCE", check_rc=0)
+        tailed = [json.loads(l) for l in out.splitlines() if l.strip()]
+        h.check_eq([e["mail"]["messageId"] for e in tailed], [bounced], "events tail --type BOUNCE")
+        h.stop_serve(p, data)
+    finally:
+        peer.stop()
+        receiver.stop()
+    print("PASS")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        h.cleanup()
