@@ -218,9 +218,9 @@ struct Dispatcher::Impl {
         last_prune_ms = now;
         auto pruned = outbox.prune(now, options.retention_ms);
         if (!pruned) {
-          log->warn("events: prune failed: {}", pruned.status().message());
+          log->warn("prune failed: {}", pruned.status().message());
         } else if (pruned->events || pruned->deliveries) {
-          log->debug("events: pruned {} log entries, {} finished deliveries", pruned->events,
+          log->debug("pruned {} log entries, {} finished deliveries", pruned->events,
                      pruned->deliveries);
         }
       }
@@ -229,11 +229,11 @@ struct Dispatcher::Impl {
       auto due = outbox.claim_due(now, options.batch_size, busy_ids);
       int64_t wait_ms = 3600 * 1000;
       if (!due) {
-        if (!db_failing) log->warn("events: cannot read the outbox: {}", due.status().message());
+        if (!db_failing) log->warn("cannot read the outbox: {}", due.status().message());
         db_failing = true;
         wait_ms = 1000;
       } else {
-        if (db_failing) log->info("events: the outbox is readable again");
+        if (db_failing) log->info("the outbox is readable again");
         db_failing = false;
         for (auto& batch : *due) {
           busy.insert(batch.destination.id);
@@ -267,11 +267,11 @@ struct Dispatcher::Impl {
   void delivered_ok(const Destination& d, const std::vector<int64_t>& seqs) {
     if (Status s = outbox.mark_delivered(d.id, seqs); !s) {
       // The receiver has it; it will get it again once the outbox is writable (at-least-once).
-      log->warn("events {}: delivered but not recorded: {}", d.id, s.message());
+      log->warn("{}: delivered but not recorded: {}", d.id, s.message());
       return;
     }
     delivered += seqs.size();
-    if (failing.erase(d.id)) log->info("events {}: delivering again", d.id);
+    if (failing.erase(d.id)) log->info("{}: delivering again", d.id);
   }
 
   void failed(const Destination& d, const PendingDelivery& ev, const std::string& error) {
@@ -279,10 +279,10 @@ struct Dispatcher::Impl {
     int64_t now = wall_ms();
     if (now - ev.time_ms >= options.max_age.count()) {
       ++dropped;
-      log->warn("events {}: event {} dropped after {} attempts, older than the max age: {}", d.id,
+      log->warn("{}: event {} dropped after {} attempts, older than the max age: {}", d.id,
                 ev.seq, ev.attempts + 1, error);
       if (Status s = outbox.mark_dropped(d.id, ev.seq, error); !s) {
-        log->warn("events {}: cannot record the drop of event {}: {}", d.id, ev.seq, s.message());
+        log->warn("{}: cannot record the drop of event {}: {}", d.id, ev.seq, s.message());
       }
       return;
     }
@@ -292,13 +292,13 @@ struct Dispatcher::Impl {
       if (extra > 0) delay += std::uniform_int_distribution<int64_t>(0, extra)(rng);
     }
     if (failing.insert(d.id).second) {
-      log->warn("events {}: event {} failed, retrying in {} ms: {}", d.id, ev.seq, delay, error);
+      log->warn("{}: event {} failed, retrying in {} ms: {}", d.id, ev.seq, delay, error);
     } else {
-      log->debug("events {}: event {} failed (attempt {}), retrying in {} ms: {}", d.id, ev.seq,
+      log->debug("{}: event {} failed (attempt {}), retrying in {} ms: {}", d.id, ev.seq,
                  ev.attempts + 1, delay, error);
     }
     if (Status s = outbox.mark_failed(d.id, ev.seq, now + delay, error); !s) {
-      log->warn("events {}: cannot record a failed attempt: {}", d.id, s.message());
+      log->warn("{}: cannot record a failed attempt: {}", d.id, s.message());
     }
   }
 
