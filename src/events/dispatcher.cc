@@ -279,8 +279,8 @@ struct Dispatcher::Impl {
     int64_t now = wall_ms();
     if (now - ev.time_ms >= options.max_age.count()) {
       ++dropped;
-      log->warn("{}: event {} dropped after {} attempts, older than the max age: {}", d.id,
-                ev.seq, ev.attempts + 1, error);
+      log->warn("{}: event {} dropped after {} attempts, older than the max age: {}", d.id, ev.seq,
+                ev.attempts + 1, error);
       if (Status s = outbox.mark_dropped(d.id, ev.seq, error); !s) {
         log->warn("{}: cannot record the drop of event {}: {}", d.id, ev.seq, s.message());
       }
@@ -394,8 +394,8 @@ struct Dispatcher::Impl {
     }
     if (!url.tls) co_return Status::ok();
 
-    conn.tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*conn.tcp),
-                                                                      ssl_ctx);
+    conn.tls =
+        std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(*conn.tcp), ssl_ctx);
     conn.tcp.reset();
     if (!SSL_set_tlsext_host_name(conn.tls->native_handle(), url.host.c_str())) {
       conn.close();
@@ -403,8 +403,7 @@ struct Dispatcher::Impl {
     }
     conn.tls->set_verify_callback(ssl::host_name_verification(url.host));
     conn.lowest().expires_after(options.timeout);
-    co_await conn.tls->async_handshake(ssl::stream_base::client,
-                                       redirect_error(use_awaitable, ec));
+    co_await conn.tls->async_handshake(ssl::stream_base::client, redirect_error(use_awaitable, ec));
     if (ec) {
       conn.close();
       co_return Status::unavailable("TLS handshake with " + url.host + ":" + url.port +
@@ -478,10 +477,10 @@ Status Dispatcher::start() {
   }
   if (ec) {
     d.started = false;
-    return Status::invalid("events: cannot load the CA certificates" +
-                           (d.options.ca_file.empty() ? std::string()
-                                                      : " from '" + d.options.ca_file + "'") +
-                           ": " + ec.message());
+    return Status::invalid(
+        "events: cannot load the CA certificates" +
+        (d.options.ca_file.empty() ? std::string() : " from '" + d.options.ca_file + "'") + ": " +
+        ec.message());
   }
   asio::co_spawn(d.io, d.run(), asio::detached);
   d.thread = std::thread([&d] { d.io.run(); });

@@ -132,8 +132,8 @@ Result<std::vector<Head>> heads(sqlite3* db) {
     if (rc != SQLITE_ROW) return db_error(db);
     Head h;
     h.destination.id = dest.text(0);
-    h.destination.kind = dest.i64(1) == Destination::kFile ? Destination::kFile
-                                                           : Destination::kWebhook;
+    h.destination.kind =
+        dest.i64(1) == Destination::kFile ? Destination::kFile : Destination::kWebhook;
     h.destination.target = dest.text(2);
     head.bind(1, h.destination.id);
     rc = head.step();

@@ -66,7 +66,7 @@ struct CommonHeaders {
 
 // The `mail` object: the message an event is about.
 struct MailInfo {
-  std::string message_id;  // SES MessageId, as returned by SendEmail
+  std::string message_id;    // SES MessageId, as returned by SendEmail
   int64_t timestamp_ms = 0;  // when the message was accepted
   std::string source;        // envelope MAIL FROM (SES: the From address as sent)
   std::string source_arn;    // ARN of the sending identity
@@ -109,8 +109,8 @@ struct ComplaintDetail {
   std::string feedback_id;
   // null in the record unless set ("OnAccountSuppressionList").
   std::optional<std::string> complaint_sub_type;
-  std::string user_agent;               // from the feedback report, if any
-  std::string complaint_feedback_type;  // ARF Feedback-Type: "abuse", "fraud", ...
+  std::string user_agent;                  // from the feedback report, if any
+  std::string complaint_feedback_type;     // ARF Feedback-Type: "abuse", "fraud", ...
   std::optional<int64_t> arrival_date_ms;  // ARF Arrival-Date, if the report gave one
 };
 

@@ -145,7 +145,7 @@ class Receiver {
         pos = eol + 2;
       }
       size_t length = std::stoul(r.headers.count("content-length") ? r.headers["content-length"]
-                                                                     : std::string("0"));
+                                                                   : std::string("0"));
       if (!fill(c, buf, length)) {
         ::close(c);
         return;
@@ -313,7 +313,8 @@ TEST_F(DispatcherTest, WebhookRetriesThroughRefusalAnd500sAndKeepsOrder) {
     const std::string& ts = r.headers.at("x-magnetic-timestamp");
     ASSERT_FALSE(ts.empty());
     EXPECT_EQ(ts.find_first_not_of("0123456789"), std::string::npos);
-    EXPECT_EQ(r.headers.at("x-magnetic-signature"), "v1=" + hmac_hex("topsecret", ts + "." + r.body));
+    EXPECT_EQ(r.headers.at("x-magnetic-signature"),
+              "v1=" + hmac_hex("topsecret", ts + "." + r.body));
   }
   // The 200s came over one kept-alive connection; each 500 closed its own.
   EXPECT_EQ(rx.connections(), 3);
@@ -356,7 +357,7 @@ TEST_F(DispatcherTest, FileDestinationAppendsJsonLines) {
   EXPECT_EQ(testing::read_file(path),
             "{\"eventType\":\"Delivery\",\"n\":1}\n{\"eventType\":\"Delivery\",\"n\":2}\n"
             "{\"eventType\":\"Delivery\",\"n\":3}\n{\"eventType\":\"Delivery\",\"n\":4}\n");
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(*outbox_->pending(file.id), 0u);
@@ -397,8 +398,9 @@ TEST_F(DispatcherTest, BadCaFileIsAnError) {
   Status s = d.start();
   ASSERT_FALSE(s);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(s.message().rfind("events: cannot load the CA certificates from '" + o.ca_file + "': ", 0),
-            0u)
+  EXPECT_EQ(
+      s.message().rfind("events: cannot load the CA certificates from '" + o.ca_file + "': ", 0),
+      0u)
       << s.message();
 }
 

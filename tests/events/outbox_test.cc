@@ -43,10 +43,10 @@ class OutboxTest : public ::testing::Test {
 };
 
 TEST_F(OutboxTest, AppendLogsEveryEventAndQueuesOnePerDestination) {
-  ASSERT_TRUE(outbox_->append({event("m1", EventType::kSend, {kHook, kFile}),
-                               event("m1", EventType::kDelivery, {kHook}),
-                               event("m2", EventType::kBounce, {})},
-                              1000));
+  ASSERT_TRUE(outbox_->append(
+      {event("m1", EventType::kSend, {kHook, kFile}), event("m1", EventType::kDelivery, {kHook}),
+       event("m2", EventType::kBounce, {})},
+      1000));
   auto c = outbox_->counts();
   ASSERT_TRUE(c);
   EXPECT_EQ(c->events, 3u);
@@ -72,10 +72,10 @@ TEST_F(OutboxTest, AppendLogsEveryEventAndQueuesOnePerDestination) {
 TEST_F(OutboxTest, ReadLogFiltersAndPages) {
   NewEvent other = event("m3", EventType::kBounce, {});
   other.configuration_set = "receipts";
-  ASSERT_TRUE(outbox_->append({event("m1", EventType::kSend, {}),
-                               event("m1", EventType::kBounce, {}),
-                               event("m2", EventType::kBounce, {}), other},
-                              1000));
+  ASSERT_TRUE(
+      outbox_->append({event("m1", EventType::kSend, {}), event("m1", EventType::kBounce, {}),
+                       event("m2", EventType::kBounce, {}), other},
+                      1000));
   LogFilter bounces;
   bounces.type = EventType::kBounce;
   auto b = outbox_->read_log(0, 100, bounces);
@@ -103,7 +103,8 @@ TEST_F(OutboxTest, ReadLogFiltersAndPages) {
 
 TEST_F(OutboxTest, ClaimReturnsEachDestinationsHeadInOrder) {
   std::vector<NewEvent> batch;
-  for (int i = 0; i < 5; ++i) batch.push_back(event("m" + std::to_string(i), EventType::kSend, {kHook}));
+  for (int i = 0; i < 5; ++i)
+    batch.push_back(event("m" + std::to_string(i), EventType::kSend, {kHook}));
   batch.push_back(event("f", EventType::kSend, {kFile}));
   ASSERT_TRUE(outbox_->append(batch, 1000));
 
@@ -133,9 +134,9 @@ TEST_F(OutboxTest, ClaimReturnsEachDestinationsHeadInOrder) {
 }
 
 TEST_F(OutboxTest, FailedHeadWaitsAndHoldsOnlyItsOwnDestination) {
-  ASSERT_TRUE(outbox_->append({event("a", EventType::kSend, {kHook, kFile}),
-                               event("b", EventType::kSend, {kHook, kFile})},
-                              1000));
+  ASSERT_TRUE(outbox_->append(
+      {event("a", EventType::kSend, {kHook, kFile}), event("b", EventType::kSend, {kHook, kFile})},
+      1000));
   ASSERT_TRUE(outbox_->mark_failed(kHook.id, 1, 5000, "HTTP 500"));
   EXPECT_EQ(*outbox_->attempts(kHook.id, 1), 1);
   EXPECT_EQ(*outbox_->attempts(kHook.id, 2), 0);
@@ -211,9 +212,10 @@ TEST_F(OutboxTest, PruneRemovesFinishedRowsAndOldEventsNobodyWaitsFor) {
 }
 
 TEST_F(OutboxTest, EmptyDestinationIdIsRefusedAndNothingIsKept) {
-  Status s = outbox_->append({event("a", EventType::kSend, {}),
-                              event("b", EventType::kSend, {Destination{"", Destination::kFile, "x"}})},
-                             1000);
+  Status s =
+      outbox_->append({event("a", EventType::kSend, {}),
+                       event("b", EventType::kSend, {Destination{"", Destination::kFile, "x"}})},
+                      1000);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "events: a destination has an empty id");
@@ -237,8 +239,9 @@ TEST_F(OutboxTest, AppendSurvivesKill9) {
   if (pid == 0) {
     auto o = Outbox::open(path);
     if (!o) _exit(2);
-    if (!(*o)->append({event("k1", EventType::kSend, {kHook}), event("k2", EventType::kSend, {kHook})},
-                      1000)) {
+    if (!(*o)->append(
+            {event("k1", EventType::kSend, {kHook}), event("k2", EventType::kSend, {kHook})},
+            1000)) {
       _exit(3);
     }
     kill(getpid(), SIGKILL);

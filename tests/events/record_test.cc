@@ -16,9 +16,8 @@ MailInfo sample_mail() {
   m.source_arn = "arn:aws:ses:us-east-1:000000000000:identity/example.com";
   m.sending_account_id = "000000000000";
   m.destination = {"rcpt@example.net"};
-  m.headers = {{"From", "Sender <sender@example.com>"},
-               {"To", "rcpt@example.net"},
-               {"Subject", "Hello"}};
+  m.headers = {
+      {"From", "Sender <sender@example.com>"}, {"To", "rcpt@example.net"}, {"Subject", "Hello"}};
   m.common_headers.from = {"Sender <sender@example.com>"};
   m.common_headers.to = {"rcpt@example.net"};
   m.common_headers.message_id = "<abc@example.com>";
@@ -74,8 +73,7 @@ TEST(RecordTest, InvalidUtf8InHeadersIsReplaced) {
 
 TEST(RecordTest, Send) {
   EXPECT_EQ(make_send_event(mail_object(sample_mail())),
-            R"({"eventType":"Send","send":{},"mail":)" + nlohmann::json::parse(kMail).dump() +
-                "}");
+            R"({"eventType":"Send","send":{},"mail":)" + nlohmann::json::parse(kMail).dump() + "}");
   auto from_text = make_send_event(kMail);
   ASSERT_TRUE(from_text) << from_text.status().message();
   EXPECT_EQ(*from_text, R"({"eventType":"Send","send":{},"mail":)" + kMail + "}");
@@ -113,11 +111,10 @@ TEST(RecordTest, BounceLeavesOutUnknownOptionalFields) {
   d.feedback_id = "f";
   auto r = make_event(R"({"messageId":"m"})", d);
   ASSERT_TRUE(r);
-  EXPECT_EQ(*r,
-            R"({"eventType":"Bounce","bounce":{"bounceType":"Transient",)"
-            R"("bounceSubType":"MailboxFull","bouncedRecipients":[{"emailAddress":)"
-            R"("rcpt@example.net"}],"timestamp":"2026-12-04T05:06:07.123Z","feedbackId":"f"},)"
-            R"("mail":{"messageId":"m"}})");
+  EXPECT_EQ(*r, R"({"eventType":"Bounce","bounce":{"bounceType":"Transient",)"
+                R"("bounceSubType":"MailboxFull","bouncedRecipients":[{"emailAddress":)"
+                R"("rcpt@example.net"}],"timestamp":"2026-12-04T05:06:07.123Z","feedbackId":"f"},)"
+                R"("mail":{"messageId":"m"}})");
 }
 
 TEST(RecordTest, Complaint) {
@@ -130,13 +127,12 @@ TEST(RecordTest, Complaint) {
   d.arrival_date_ms = kT0 - 7;
   auto r = make_event(std::string(kMail), d);
   ASSERT_TRUE(r);
-  EXPECT_EQ(*r,
-            R"({"eventType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":)"
-            R"("rcpt@example.net"}],"timestamp":"2026-12-04T05:06:07.123Z","feedbackId":"f1",)"
-            R"("complaintSubType":null,"userAgent":"ExampleFBL/1.0",)"
-            R"("complaintFeedbackType":"abuse","arrivalDate":"2026-12-04T05:06:07.116Z"},)"
-            R"("mail":)" +
-                kMail + "}");
+  EXPECT_EQ(*r, R"({"eventType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":)"
+                R"("rcpt@example.net"}],"timestamp":"2026-12-04T05:06:07.123Z","feedbackId":"f1",)"
+                R"("complaintSubType":null,"userAgent":"ExampleFBL/1.0",)"
+                R"("complaintFeedbackType":"abuse","arrivalDate":"2026-12-04T05:06:07.116Z"},)"
+                R"("mail":)" +
+                    kMail + "}");
 
   ComplaintDetail suppressed;
   suppressed.complained_recipients = {"rcpt@example.net"};
@@ -145,10 +141,9 @@ TEST(RecordTest, Complaint) {
   suppressed.complaint_sub_type = "OnAccountSuppressionList";
   auto s = make_event(R"({})", suppressed);
   ASSERT_TRUE(s);
-  EXPECT_EQ(*s,
-            R"({"eventType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":)"
-            R"("rcpt@example.net"}],"timestamp":"2026-12-04T05:06:07.123Z","feedbackId":"f2",)"
-            R"("complaintSubType":"OnAccountSuppressionList"},"mail":{}})");
+  EXPECT_EQ(*s, R"({"eventType":"Complaint","complaint":{"complainedRecipients":[{"emailAddress":)"
+                R"("rcpt@example.net"}],"timestamp":"2026-12-04T05:06:07.123Z","feedbackId":"f2",)"
+                R"("complaintSubType":"OnAccountSuppressionList"},"mail":{}})");
 }
 
 TEST(RecordTest, Delivery) {
@@ -186,7 +181,8 @@ TEST(RecordTest, DeliveryDelay) {
 TEST(RecordTest, Reject) {
   auto r = make_event(R"({"messageId":"m"})", RejectDetail{"Bad content"});
   ASSERT_TRUE(r);
-  EXPECT_EQ(*r, R"({"eventType":"Reject","reject":{"reason":"Bad content"},"mail":{"messageId":"m"}})");
+  EXPECT_EQ(*r,
+            R"({"eventType":"Reject","reject":{"reason":"Bad content"},"mail":{"messageId":"m"}})");
 }
 
 TEST(RecordTest, RenderingFailure) {
