@@ -82,15 +82,22 @@ local     unix  - n n -    - local
 anvil     unix  - - n -    1 anvil
 scache    unix  - - n -    1 scache
 postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 """
 
 
 class PostfixPeer:
     """One private Postfix instance. Not thread-safe; start() once, stop() as often as liked."""
 
-    def __init__(self, root=None, keep=False):
+    def __init__(self, root=None, keep=False, smtp_tls="none"):
+        """root: the instance's folder (a new temp folder by default, removed by the context
+        manager unless keep). smtp_tls: smtp_tls_security_level of the delivery to the feedback
+        port; "may" makes Postfix use STARTTLS when the listener offers it (unverified)."""
+        if smtp_tls not in ("none", "may", "encrypt"):
+            raise ValueError(f"smtp_tls must be none, may or encrypt, not {smtp_tls!r}")
         self.root = root or tempfile.mkdtemp(prefix="magnetic-postfix-")
         self.keep = keep  # leave the folder behind (to read the log after a failure)
+        self.smtp_tls = smtp_tls
         self.config_dir = os.path.join(self.root, "etc")
         self.queue_dir = os.path.join(self.root, "queue")
         self.data_dir = os.path.join(self.root, "data")
@@ -141,7 +148,8 @@ class PostfixPeer:
             ("smtp_host_lookup", "native"),
             ("smtpd_peername_lookup", "no"),
             ("smtputf8_enable", "no"),
-            ("smtp_tls_security_level", "none"),
+            ("smtp_tls_security_level", self.smtp_tls),
+            ("smtp_tls_loglevel", "1"),  # one line per TLS session, so tests can see it
             ("smtpd_tls_security_level", "none"),
 
             # Who may connect and what it may send: loopback clients, rcpt.test recipients.

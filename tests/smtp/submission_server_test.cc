@@ -1468,5 +1468,66 @@ s.quit()
   EXPECT_EQ(got[0].data, "From: MAILER-DAEMON@mta.example\r\nSubject: failure\r\n\r\nreport\r\n");
 }
 
+// The peer inbound mode is for: a real Postfix (a private instance from
+// tests/integration/postfix_peer.py) accepts a message for an unknown user, bounces it with
+// local(8)'s "unknown user", and delivers its own DSN from the null sender to this listener,
+// over STARTTLS. The script waits (bounded) until Postfix logs the DSN as sent.
+TEST_F(InboundServerTest, real_postfix_delivers_its_dsn_over_starttls) {
+  if (::access("/usr/sbin/postfix", X_OK) != 0) GTEST_SKIP() << "/usr/sbin/postfix is missing";
+  if (::geteuid() != 0) GTEST_SKIP() << "a private Postfix instance needs root to start";
+  if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "/usr/bin/python3 is missing";
+  TempDir dir;
+  start_inbound();
+
+  std::string script = (dir.path() / "peer.py").string();
+  std::ofstream(script) << R"(import sys, time, smtplib
+sys.path.insert(0, sys.argv[1])
+import postfix_peer
+feedback = int(sys.argv[2])
+with postfix_peer.PostfixPeer(smtp_tls='may') as peer:
+    port = peer.start(feedback)
+    message = ('From: sender@sender.example\r\nTo: unknown@rcpt.test\r\n'
+               'Subject: to nobody\r\nMessage-ID: <pf-1@sender.example>\r\n\r\nbody\r\n')
+    with smtplib.SMTP('127.0.0.1', port, local_hostname='client.example', timeout=30) as s:
+        print('refused', s.sendmail('bounce+abc123@bounces.test', ['unknown@rcpt.test'], message))
+    sent = 'to=<bounce+abc123@bounces.test>, relay=127.0.0.1[127.0.0.1]:%d' % feedback
+    def dsn_lines():
+        return [l for l in peer.log().splitlines() if sent in l]
+    end = time.time() + 60
+    while time.time() < end and not dsn_lines():
+        time.sleep(0.2)
+        peer.flush()
+    print('dsn', [l[l.index('status='):] for l in dsn_lines()])
+    print('tls', 'TLS connection established to 127.0.0.1[127.0.0.1]:%d' % feedback in peer.log())
+    if not dsn_lines():
+        print(peer.log())
+)";
+  std::string peer_dir = std::string(MAGNETIC_SOURCE_DIR) + "/tests/integration";
+  auto [code, output] =
+      run("/usr/bin/python3 " + script + " " + peer_dir + " " + std::to_string(port()));
+  EXPECT_EQ(code, 0) << output;
+  EXPECT_EQ(output,
+            "refused {}\n"
+            "dsn ['status=sent (250 2.0.0 Ok: queued as 1)']\n"
+            "tls True\n");
+
+  EXPECT_EQ(recipients_asked(), std::vector<std::string>{"<> <bounce+abc123@bounces.test>"});
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].username, "");
+  EXPECT_EQ(got[0].mail_from, "");
+  EXPECT_EQ(got[0].rcpt_to, std::vector<std::string>{"bounce+abc123@bounces.test"});
+  const std::string& dsn = got[0].data;
+  for (const char* line :
+       {"\r\nSubject: Undelivered Mail Returned to Sender\r\n",
+        "\r\nTo: bounce+abc123@bounces.test\r\n", "\r\nContent-Type: message/delivery-status\r\n",
+        "\r\nReporting-MTA: dns; mta.rcpt.test\r\n",
+        "\r\nFinal-Recipient: rfc822; unknown@rcpt.test\r\n", "\r\nAction: failed\r\n",
+        "\r\nStatus: 5.1.1\r\n", "\r\nDiagnostic-Code: X-Postfix; unknown user: \"unknown\"\r\n",
+        "\r\nContent-Type: message/rfc822\r\n", "\r\nMessage-ID: <pf-1@sender.example>\r\n"}) {
+    EXPECT_NE(dsn.find(line), std::string::npos) << "missing " << line << " in\n" << dsn;
+  }
+}
+
 }  // namespace
 }  // namespace magnetic::smtp
