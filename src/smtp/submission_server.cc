@@ -795,7 +795,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!starts_with_nocase(arg, "TO:")) co_return error("501 5.5.4 Syntax: RCPT TO:<address>");
     std::string address;
     std::string_view params;
-    if (!parse_path(arg.substr(3), address, params) || !plausible_mailbox(address)) {
+    // RFC 5321 4.5.1: a receiving MTA takes "<Postmaster>" without a domain; it goes to
+    // check_recipient like any other recipient.
+    if (!parse_path(arg.substr(3), address, params) ||
+        !(plausible_mailbox(address) || (inbound() && upper(address) == "POSTMASTER"))) {
       co_return error("501 5.1.3 Bad recipient address syntax");
     }
     std::vector<Param> list;
@@ -921,8 +924,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!result) co_return Action::kCloseNow;
     std::string line = wire_reply(*result);
     if (line[0] == '2') {
-      log()->info("session {}: accepted a message user={} from=<{}> recipients={} size={}", id_,
-                  printable(username_), printable(from), recipients, size);
+      if (inbound()) {
+        log()->info(
+            "session {}: accepted a message from {} (EHLO {}) from=<{}> recipients={} "
+            "size={}",
+            id_, remote_, helo_name_, printable(from), recipients, size);
+      } else {
+        log()->info("session {}: accepted a message user={} from=<{}> recipients={} size={}", id_,
+                    printable(username_), printable(from), recipients, size);
+      }
     } else {
       log()->debug("session {}: message refused: {}", id_,
                    printable(line.substr(0, line.size() - 2)));

@@ -47,7 +47,8 @@ struct SubmissionCallbacks {
   // Judges one RCPT TO of the open transaction: a 2xx reply adds the recipient, anything else
   // is the refusal (e.g. 550 5.7.1 relay denied, 550 5.1.1 no such user). mail_from is the
   // transaction's sender ("" for the null sender), rcpt the address between the brackets.
-  // Called only for a well-formed recipient under max_recipients. Required in inbound mode;
+  // Called only for a well-formed recipient under max_recipients (in inbound mode that includes
+  // the bare "Postmaster" of RFC 5321 4.5.1, passed as written). Required in inbound mode;
   // optional in submission mode, where every recipient is accepted with "250 2.1.5 Ok" when it
   // is not set.
   std::function<Reply(const std::string& mail_from, const std::string& rcpt)> check_recipient;

@@ -1266,6 +1266,7 @@ TEST_F(InboundServerTest, every_recipient_refused_leaves_nothing_to_send) {
   EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);
   EXPECT_EQ(c.command("RCPT TO:<a@elsewhere.example>"), kRelayDenied);
   EXPECT_EQ(c.command("RCPT TO:<postmaster@bounces.test>"), kUserUnknown);
+  EXPECT_EQ(c.command("RCPT TO:<Postmaster>"), kRelayDenied);  // taken, and judged
   EXPECT_EQ(c.command("DATA"), "554 5.5.1 No valid recipients\r\n");
   // Recipients with a bad syntax or parameters never reach the callback.
   EXPECT_EQ(c.command("RCPT TO:<>"), "501 5.1.3 Bad recipient address syntax\r\n");
@@ -1274,7 +1275,8 @@ TEST_F(InboundServerTest, every_recipient_refused_leaves_nothing_to_send) {
   EXPECT_EQ(c.command("RSET"), kOk);
   EXPECT_EQ(c.command("RCPT TO:<bounce+x@bounces.test>"), "503 5.5.1 Need MAIL command\r\n");
   EXPECT_EQ(recipients_asked(),
-            (std::vector<std::string>{"<> <a@elsewhere.example>", "<> <postmaster@bounces.test>"}));
+            (std::vector<std::string>{"<> <a@elsewhere.example>", "<> <postmaster@bounces.test>",
+                                      "<> <Postmaster>"}));
   EXPECT_TRUE(delivered().empty());
 }
 
