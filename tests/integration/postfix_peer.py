@@ -31,11 +31,14 @@ Usage:
         print(peer.log())
 The context manager stops the instance and removes its folder even when the test fails.
 """
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 POSTFIX = "/usr/sbin/postfix"
@@ -86,6 +89,28 @@ tlsmgr    unix  - - n 1000? 1 tlsmgr
 """
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGTERM and SIGINT wait until the block is done, then take their course: one that cut
+    the cleanup short would leave a master running on a folder half removed. (A signal mask
+    would not do: Python runs its handlers in the main thread whichever thread took the
+    signal.) Handlers can only be changed in the main thread; elsewhere nothing is deferred."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    saved = {n: signal.getsignal(n) for n in (signal.SIGTERM, signal.SIGINT)}
+    for n in saved:
+        signal.signal(n, lambda number, _frame: pending.append(number))
+    try:
+        yield
+    finally:
+        for n, handler in saved.items():
+            signal.signal(n, handler)
+        for n in pending:
+            signal.raise_signal(n)
+
+
 class PostfixPeer:
     """One private Postfix instance. Not thread-safe; start() once, stop() as often as liked."""
 
@@ -105,15 +130,16 @@ class PostfixPeer:
         self.log_file = os.path.join(self.root, "maillog")
         self.smtp_port = None
         self.feedback_port = None
-        self._master_pid = None
+        self._started = False  # start() got as far as "postfix start"
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        self.stop()
-        if not self.keep:
-            shutil.rmtree(self.root, ignore_errors=True)
+        with _signals_deferred():
+            self.stop()
+            if not self.keep:
+                shutil.rmtree(self.root, ignore_errors=True)
         return False
 
     # --- configuration -------------------------------------------------------------------------
@@ -220,24 +246,24 @@ class PostfixPeer:
         """Starts the instance; returns the port its smtpd listens on (127.0.0.1).
 
         Raises RuntimeError with Postfix's own words when the instance does not come up."""
-        if self._master_pid is not None:
+        if self._started:
             raise RuntimeError("the Postfix peer is already started")
         self.feedback_port = int(feedback_port)
         self.smtp_port = _free_port()
         self._write_config()
 
-        # Creates the queue folders with their owners and modes, then checks the instance.
-        r = self._postfix("set-permissions")
-        if r.returncode != 0:
-            raise RuntimeError("postfix set-permissions failed: " + r.stdout + r.stderr)
+        # "postfix check" creates the missing queue folders with their owners and modes (its
+        # post-install create-missing step) and checks the instance. "postfix set-permissions"
+        # is not used: it also resets the modes of the system's Postfix programs and of the
+        # files in meta_directory (/etc/postfix), which belong to the system instance.
         r = self._postfix("check")
         if r.returncode != 0:
             raise RuntimeError("postfix check failed: " + r.stdout + r.stderr)
+        self._started = True
         r = self._postfix("start")
         if r.returncode != 0:
             raise RuntimeError("postfix start failed: " + r.stdout + r.stderr + self.log())
 
-        self._master_pid = self._read_master_pid()
         end = time.time() + timeout
         while time.time() < end:
             with socket.socket() as s:
@@ -255,35 +281,57 @@ class PostfixPeer:
         except (OSError, ValueError):
             return None
 
+    def _masters(self):
+        """Process ids of this instance's master: the pid file, and any master process whose
+        MAIL_CONFIG is this config_directory (one started by an interrupted start(), before its
+        pid file was read). Never a process of another instance."""
+        pids = set()
+        pid = self._read_master_pid()
+        if pid is not None and os.path.exists(f"/proc/{pid}"):
+            pids.add(pid)
+        mine = b"MAIL_CONFIG=" + self.config_dir.encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() != "master":
+                        continue
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if mine in f.read().split(b"\0"):
+                        pids.add(int(entry))
+            except OSError:
+                continue
+        return pids
+
     def stop(self, timeout=30):
-        """Stops the instance (postfix stop; abort, then SIGKILL of its master if it hangs)."""
-        if self._master_pid is None and self._read_master_pid() is None:
+        """Stops the instance: postfix stop; postfix abort, then SIGKILL of its master (by its
+        pid) if it does not go. Does nothing when it was not started; may be called again."""
+        if not self._started:
             return
-        pid = self._master_pid or self._read_master_pid()
-        self._master_pid = None
-        try:
-            self._postfix("stop", timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        if self._wait_gone(pid, timeout):
+        self._started = False
+        pids = self._masters()
+        if not pids:
             return
-        try:
-            self._postfix("abort", timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        if not self._wait_gone(pid, 5):
+        for command in ("stop", "abort"):
+            try:
+                self._postfix(command, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+            if self._wait_gone(pids, timeout if command == "stop" else 5):
+                return
+        for pid in pids:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+        self._wait_gone(pids, 5)
 
     @staticmethod
-    def _wait_gone(pid, timeout):
-        if pid is None:
-            return True
+    def _wait_gone(pids, timeout):
         end = time.time() + timeout
         while time.time() < end:
-            if not os.path.exists(f"/proc/{pid}"):
+            if not any(os.path.exists(f"/proc/{pid}") for pid in pids):
                 return True
             time.sleep(0.05)
         return False
