@@ -3,6 +3,7 @@
 // that stopped before every recipient was final.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,6 +53,17 @@ struct KeysArgs {
   std::string access_key_id;         // revoke
 };
 int keys_command(const KeysArgs& args);
+
+// `magnetic events tail`: the records in `<data>/events.db`, one JSON line each, oldest first;
+// with follow, new ones as they are logged until SIGINT or SIGTERM.
+struct EventsTailArgs {
+  std::string data_dir = "./magnetic-data";
+  bool follow = false;
+  std::string type;  // an API event type name (BOUNCE, ...); empty: all
+  std::string configuration_set;
+  int64_t after = 0;  // only events with a greater sequence number
+};
+int events_tail_command(const EventsTailArgs& args);
 
 // `magnetic serve`: see service/config.h for the file; flags override it.
 struct ServeArgs {

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "cli/commands.h"
 #include "cli/feedback_command.h"
+#include "events/record.h"
 #include "smtp/sink_main.h"
 
 namespace {
@@ -27,6 +28,12 @@ std::string check_region(const std::string& v) {
   bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' && v.back() != '-';
   for (char c : v) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
   return ok ? std::string() : "region must be lower-case letters, digits and '-', like us-east-1";
+}
+
+// An SES API event type name, as `events tail --type` takes it.
+std::string check_event_type(const std::string& v) {
+  auto t = magnetic::events::event_type_from_api_name(v);
+  return t ? std::string() : t.status().message();
 }
 
 }  // namespace
@@ -196,6 +203,20 @@ int main(int argc, char** argv) {
   kr->add_option("--data", keys.data_dir, "data directory")->capture_default_str();
   kr->add_option("ACCESS_KEY_ID", keys.access_key_id, "the key to revoke")->required();
 
+  // events tail
+  cli::EventsTailArgs events_tail;
+  auto* ev = app.add_subcommand("events", "the event records of a data directory");
+  ev->require_subcommand(1);
+  auto* et = ev->add_subcommand("tail", "print logged events as JSON lines");
+  et->add_option("--data", events_tail.data_dir, "data directory")->capture_default_str();
+  et->add_flag("--follow", events_tail.follow, "keep printing new events until interrupted");
+  et->add_option("--type", events_tail.type, "only this event type (SEND, BOUNCE, ...)")
+      ->check(check_event_type);
+  et->add_option("--configuration-set", events_tail.configuration_set,
+                 "only events of this configuration set");
+  et->add_option("--after", events_tail.after, "only events after this sequence number")
+      ->check(CLI::NonNegativeNumber);
+
   magnetic::cli::add_feedback_commands(app);
 
   // A usage error exits 2 (help and version exit 0), apart from the 1 of an error in the input.
@@ -253,6 +274,7 @@ int main(int argc, char** argv) {
                         : cli::KeysArgs::Action::kList;
     return cli::keys_command(keys);
   }
+  if (*et) return cli::events_tail_command(events_tail);
   if (*sv) {
     if (smtp_opt->count()) serve.smtp_listen = smtp_listen;
     return cli::serve_command(serve);

@@ -13,6 +13,12 @@
 // AUTH is refused before TLS (538) and MAIL before AUTH (530), so no unauthenticated client can
 // name a recipient: the server is never an open relay.
 //
+// Inbound mode is the same session with the AUTH step taken out: EHLO offers STARTTLS but no
+// AUTH, MAIL is taken from any client, and check_recipient stands where AUTH stood, judging
+// every RCPT before it joins the transaction. It is one code path with a mode test at those
+// three places rather than a second session class, so the parsing, limits, pipelining and the
+// anti-smuggling rule below cannot drift apart between the two listeners.
+//
 // Line ends: commands and message lines may end in CRLF or a bare LF; a bare LF in the message
 // becomes CRLF. Only CRLF "." CRLF ends the data, the way Postfix's "normalize" setting reads
 // it: a "." line next to a bare LF is content. A server that also ended the data there would
@@ -353,6 +359,8 @@ class Session : public std::enable_shared_from_this<Session> {
   enum class Action { kContinue, kFlushAndClose, kCloseNow, kStartTls };
   enum class AuthStep { kNone, kPlain, kLoginUsername, kLoginPassword };
 
+  bool inbound() const { return options_.mode == ServerMode::kInbound; }
+
   static std::shared_ptr<spdlog::logger> log() {
     static const std::shared_ptr<spdlog::logger> logger = magnetic::logger("smtp-in");
     return logger;
@@ -471,9 +479,10 @@ class Session : public std::enable_shared_from_this<Session> {
         continue;
       }
 
-      size_t limit = auth_step_ != AuthStep::kNone || starts_with_nocase(view, "AUTH ")
-                         ? kAuthLineLimit
-                         : kCommandLineLimit;
+      size_t limit =
+          auth_step_ != AuthStep::kNone || (!inbound() && starts_with_nocase(view, "AUTH "))
+              ? kAuthLineLimit
+              : kCommandLineLimit;
       if (eol == std::string_view::npos) {
         if (view.size() < limit) co_return Action::kContinue;
         in_.clear();
@@ -506,9 +515,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
     if (verb == "EHLO" || verb == "HELO") co_return hello(verb == "EHLO", trim(arg));
     if (verb == "STARTTLS") co_return starttls(arg);
-    if (verb == "AUTH") co_return co_await auth(arg);
+    if (verb == "AUTH") {
+      // Not offered in EHLO, so a client that sends it anyway is in error (RFC 5321 4.2.4).
+      if (inbound()) co_return error("502 5.5.1 Command not implemented");
+      co_return co_await auth(arg);
+    }
     if (verb == "MAIL") co_return co_await mail(arg);
-    if (verb == "RCPT") co_return rcpt(arg);
+    if (verb == "RCPT") co_return co_await rcpt(arg);
     if (verb == "DATA") co_return data(arg);
     if (verb == "RSET") {
       reset_transaction();
@@ -521,7 +534,9 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (verb == "VRFY") {
       reply("252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
     } else if (verb == "HELP") {
-      reply("214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY QUIT");
+      reply(inbound()
+                ? "214 2.0.0 Commands: EHLO HELO STARTTLS MAIL RCPT DATA RSET NOOP VRFY QUIT"
+                : "214 2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP VRFY QUIT");
     } else {
       co_return error("500 5.5.2 Command not recognized");
     }
@@ -540,10 +555,20 @@ class Session : public std::enable_shared_from_this<Session> {
       reply("250 " + options_.hostname);
       return Action::kContinue;
     }
-    std::string r = "250-" + options_.hostname + "\r\n250-PIPELINING\r\n250-SIZE " +
-                    std::to_string(options_.size_limit) +
-                    "\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n";
-    r += stream_.tls() ? "250 AUTH PLAIN LOGIN" : "250 STARTTLS";
+    std::vector<std::string> keywords = {options_.hostname, "PIPELINING",
+                                         "SIZE " + std::to_string(options_.size_limit), "8BITMIME",
+                                         "ENHANCEDSTATUSCODES"};
+    if (!stream_.tls()) {
+      keywords.push_back("STARTTLS");
+    } else if (!inbound()) {
+      keywords.push_back("AUTH PLAIN LOGIN");
+    }
+    std::string r;
+    for (size_t i = 0; i < keywords.size(); ++i) {
+      r += i + 1 < keywords.size() ? "250-" : "250 ";
+      r += keywords[i];
+      if (i + 1 < keywords.size()) r += "\r\n";
+    }
     reply(r);
     return Action::kContinue;
   }
@@ -701,7 +726,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   awaitable<Action> mail(std::string_view arg) {
-    if (username_.empty()) {
+    if (!inbound() && username_.empty()) {
       reply("530 5.7.0 Authentication required");
       co_return Action::kContinue;
     }
@@ -744,6 +769,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
 
     auto work = [callbacks = state_->callbacks, user = username_, address] {
+      if (!callbacks->check_sender) return Reply{250, "2.1.0", "Ok"};  // inbound mode only
       try {
         return callbacks->check_sender(user, address);
       } catch (...) {
@@ -761,30 +787,54 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return Action::kContinue;
   }
 
-  Action rcpt(std::string_view arg) {
+  awaitable<Action> rcpt(std::string_view arg) {
     if (!in_transaction_) {
       reply("503 5.5.1 Need MAIL command");
-      return Action::kContinue;
+      co_return Action::kContinue;
     }
-    if (!starts_with_nocase(arg, "TO:")) return error("501 5.5.4 Syntax: RCPT TO:<address>");
+    if (!starts_with_nocase(arg, "TO:")) co_return error("501 5.5.4 Syntax: RCPT TO:<address>");
     std::string address;
     std::string_view params;
-    if (!parse_path(arg.substr(3), address, params) || !plausible_mailbox(address)) {
-      return error("501 5.1.3 Bad recipient address syntax");
+    // RFC 5321 4.5.1: a receiving MTA takes "<Postmaster>" without a domain; it goes to
+    // check_recipient like any other recipient.
+    if (!parse_path(arg.substr(3), address, params) ||
+        !(plausible_mailbox(address) || (inbound() && upper(address) == "POSTMASTER"))) {
+      co_return error("501 5.1.3 Bad recipient address syntax");
     }
     std::vector<Param> list;
-    if (!split_params(params, list)) return error("501 5.5.4 Syntax error in parameters");
+    if (!split_params(params, list)) co_return error("501 5.5.4 Syntax error in parameters");
     if (!list.empty()) {
       reply("555 5.5.4 RCPT TO parameters not recognized or not implemented");
-      return Action::kContinue;
+      co_return Action::kContinue;
     }
     if (rcpts_.size() >= options_.max_recipients) {
       reply("452 4.5.3 Too many recipients");
-      return Action::kContinue;
+      co_return Action::kContinue;
     }
-    rcpts_.push_back(std::move(address));
-    reply("250 2.1.5 Ok");
-    return Action::kContinue;
+    if (!state_->callbacks->check_recipient) {
+      rcpts_.push_back(std::move(address));
+      reply("250 2.1.5 Ok");
+      co_return Action::kContinue;
+    }
+
+    auto work = [callbacks = state_->callbacks, from = mail_from_, address] {
+      try {
+        return callbacks->check_recipient(from, address);
+      } catch (...) {
+        return Reply{451, "4.3.0", "Local error in processing"};
+      }
+    };
+    auto result = co_await off_io(std::move(work));
+    if (!result) co_return Action::kCloseNow;
+    std::string line = wire_reply(*result);
+    if (line[0] == '2') {
+      rcpts_.push_back(std::move(address));
+    } else {
+      log()->debug("session {}: recipient <{}> refused: {}", id_, printable(address),
+                   printable(line.substr(0, line.size() - 2)));
+    }
+    out_ += line;
+    co_return Action::kContinue;
   }
 
   Action data(std::string_view arg) {
@@ -874,8 +924,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!result) co_return Action::kCloseNow;
     std::string line = wire_reply(*result);
     if (line[0] == '2') {
-      log()->info("session {}: accepted a message user={} from=<{}> recipients={} size={}", id_,
-                  printable(username_), printable(from), recipients, size);
+      if (inbound()) {
+        log()->info(
+            "session {}: accepted a message from {} (EHLO {}) from=<{}> recipients={} "
+            "size={}",
+            id_, remote_, helo_name_, printable(from), recipients, size);
+      } else {
+        log()->info("session {}: accepted a message user={} from=<{}> recipients={} size={}", id_,
+                    printable(username_), printable(from), recipients, size);
+      }
     } else {
       log()->debug("session {}: message refused: {}", id_,
                    printable(line.substr(0, line.size() - 2)));
@@ -978,8 +1035,16 @@ awaitable<void> accept_loop(std::shared_ptr<ServerState> state) {
 }
 
 Status check_options(const SubmissionOptions& o, const SubmissionCallbacks& c) {
-  if (!c.authenticate) return Status::invalid("callbacks.authenticate is not set");
-  if (!c.check_sender) return Status::invalid("callbacks.check_sender is not set");
+  if (o.mode == ServerMode::kInbound) {
+    if (!c.check_recipient) {
+      return Status::invalid("callbacks.check_recipient is not set (required in inbound mode)");
+    }
+  } else if (o.mode == ServerMode::kSubmission) {
+    if (!c.authenticate) return Status::invalid("callbacks.authenticate is not set");
+    if (!c.check_sender) return Status::invalid("callbacks.check_sender is not set");
+  } else {
+    return Status::invalid("mode is not kSubmission or kInbound");
+  }
   if (!c.deliver) return Status::invalid("callbacks.deliver is not set");
   if (o.hostname.empty()) return Status::invalid("hostname is empty");
   for (char ch : o.hostname) {
@@ -1033,7 +1098,9 @@ Result<std::unique_ptr<SubmissionServer>> SubmissionServer::start(asio::io_conte
   impl->state = state;
   impl->pool = std::make_unique<asio::thread_pool>(static_cast<size_t>(opts.worker_threads));
   state->pool = impl->pool.get();
-  logger("smtp-in")->info("listening on {}:{} as {}", opts.listen_host, state->port, opts.hostname);
+  logger("smtp-in")->info("listening on {}:{} as {} ({})", opts.listen_host, state->port,
+                          opts.hostname,
+                          opts.mode == ServerMode::kInbound ? "inbound" : "submission");
   asio::co_spawn(acceptor.get_executor(), accept_loop(state), asio::detached);
   return std::make_unique<SubmissionServer>(std::move(impl));
 }

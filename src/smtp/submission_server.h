@@ -1,10 +1,15 @@
-// SMTP submission server: the listener clients use the way SES's SMTP interface is used.
+// SMTP submission server: the listener clients use the way SES's SMTP interface is used, and,
+// in inbound mode, the listener other MTAs deliver feedback (DSNs, ARF reports) to.
 //
-// STARTTLS with a configured certificate (or a self-signed one made on first start and kept),
-// AUTH PLAIN and LOGIN offered and accepted only after TLS, MAIL and RCPT refused before AUTH
-// (so it is never an open relay), SIZE advertised in EHLO and enforced while reading DATA.
-// The server decides nothing about sending policy: credentials, senders and messages are judged
-// by the callbacks, which may block (they run off the I/O threads).
+// Submission mode: STARTTLS with a configured certificate (or a self-signed one made on first
+// start and kept), AUTH PLAIN and LOGIN offered and accepted only after TLS, MAIL and RCPT
+// refused before AUTH (so it is never an open relay), SIZE advertised in EHLO and enforced while
+// reading DATA.
+// Inbound mode: the same session without AUTH (not offered; the command gets 502), STARTTLS
+// offered but optional, MAIL taken from anyone (the null sender included: DSNs come from it),
+// and every RCPT TO judged by check_recipient, which is what keeps it from being an open relay.
+// The server decides nothing about sending policy: credentials, senders, recipients and
+// messages are judged by the callbacks, which may block (they run off the I/O threads).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -21,27 +26,44 @@
 namespace magnetic::smtp {
 
 struct SubmissionEnvelope {
-  std::string username;  // the authenticated SMTP user
+  std::string username;  // the authenticated SMTP user; "" in inbound mode
   std::string mail_from;
   std::vector<std::string> rcpt_to;
   std::string data;  // the message as received, dot-stuffing removed, CRLF line ends
 };
 
-// The replies of check_sender and deliver go to the client as they are: code, enhanced code
-// (left out when not valid for the code, see valid_enhanced_code), and text, one line per "\n".
-// Codes outside 2xx, 4xx and 5xx, and a callback that throws, become 451 4.3.0.
+// The replies of check_sender, check_recipient and deliver go to the client as they are: code,
+// enhanced code (left out when not valid for the code, see valid_enhanced_code), and text, one line
+// per "\n". Codes outside 2xx, 4xx and 5xx, and a callback that throws, become 451 4.3.0.
 struct SubmissionCallbacks {
-  // True when the username/password pair is valid.
+  // True when the username/password pair is valid. Required in submission mode, not used in
+  // inbound mode.
   std::function<bool(const std::string& username, const std::string& password)> authenticate;
   // Judges MAIL FROM for an authenticated user: a 2xx reply accepts it. mail_from is the address
-  // between the angle brackets, "" for the null sender.
+  // between the angle brackets, "" for the null sender. Required in submission mode; optional
+  // in inbound mode, where username is "" and, when it is not set, every sender is accepted
+  // with "250 2.1.0 Ok".
   std::function<Reply(const std::string& username, const std::string& mail_from)> check_sender;
+  // Judges one RCPT TO of the open transaction: a 2xx reply adds the recipient, anything else
+  // is the refusal (e.g. 550 5.7.1 relay denied, 550 5.1.1 no such user). mail_from is the
+  // transaction's sender ("" for the null sender), rcpt the address between the brackets.
+  // Called only for a well-formed recipient under max_recipients (in inbound mode that includes
+  // the bare "Postmaster" of RFC 5321 4.5.1, passed as written). Required in inbound mode;
+  // optional in submission mode, where every recipient is accepted with "250 2.1.5 Ok" when it
+  // is not set.
+  std::function<Reply(const std::string& mail_from, const std::string& rcpt)> check_recipient;
   // Takes a complete message; the reply is sent after the final dot. A 250 reply means the
   // message is durable.
   std::function<Reply(SubmissionEnvelope envelope)> deliver;
 };
 
+enum class ServerMode {
+  kSubmission,  // AUTH required before MAIL (clients sending through us)
+  kInbound,     // no AUTH, every recipient judged by check_recipient (feedback from other MTAs)
+};
+
 struct SubmissionOptions {
+  ServerMode mode = ServerMode::kSubmission;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;  // 0: an ephemeral port
   std::string hostname = "localhost";
@@ -68,7 +90,7 @@ struct SubmissionOptions {
 class SubmissionServer {
  public:
   // Listens and returns the server, or an error naming the option at fault (invalid option,
-  // unusable certificate files, address in use). Every callback must be set.
+  // unusable certificate files, address in use). The callbacks the mode requires must be set.
   static Result<std::unique_ptr<SubmissionServer>> start(boost::asio::io_context& io,
                                                          SubmissionOptions options,
                                                          SubmissionCallbacks callbacks);

@@ -10,7 +10,15 @@
 // send, and preparing a statement costs more than the lookup it runs.
 //
 // The quota counts sent recipients in per-minute buckets; a bucket older than 24 hours is
-// deleted when the minute turns, so the table holds at most 1440 rows.
+// deleted when the minute turns, so the table holds at most 1440 rows. The reputation counters
+// are buckets of the same kind per scope (the account, or a configuration set), kept 30 days.
+//
+// Event destinations belong to their configuration set (a foreign key that cascades on delete).
+// Every change to them also bumps a version number in the meta table in the same transaction,
+// so a cache in the service (or in another process) can tell with one read whether its copy is
+// current. The tables added after the first release are created by the same IF NOT EXISTS
+// schema on open: they are additive, so the schema version stays 1 and an older program still
+// opens the file.
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -97,11 +105,39 @@ CREATE TABLE IF NOT EXISTS sent_minute (
   minute INTEGER PRIMARY KEY,
   count INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS event_destination (
+  configuration_set TEXT NOT NULL REFERENCES configuration_set (name) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  matching_event_types TEXT NOT NULL,  -- a JSON array of SES EventType names
+  kind TEXT NOT NULL,                  -- 'webhook' or 'file'
+  target TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  PRIMARY KEY (configuration_set, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reputation_minute (
+  scope TEXT NOT NULL,                 -- '' for the account, else a configuration set name
+  minute INTEGER NOT NULL,
+  sent INTEGER NOT NULL,
+  bounced INTEGER NOT NULL,
+  complained INTEGER NOT NULL,
+  PRIMARY KEY (scope, minute)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reputation_by_minute ON reputation_minute (minute);
+CREATE TABLE IF NOT EXISTS soft_bounce (
+  email TEXT PRIMARY KEY COLLATE NOCASE,
+  count INTEGER NOT NULL,
+  last_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS soft_bounce_by_time ON soft_bounce (last_ms);
 )sql";
 
 constexpr size_t kMaxPageSize = 1000;
 constexpr int64_t kMinuteMs = 60 * 1000;
 constexpr int64_t kQuotaWindowMinutes = 24 * 60;
+constexpr int64_t kReputationKeptMinutes = 30 * 24 * 60;
+constexpr int64_t kDayMs = 24 * 60 * kMinuteMs;
+constexpr int64_t kSoftBounceKeptMs = 30 * kDayMs;
 
 // --- Small helpers -------------------------------------------------------------------------
 
@@ -323,6 +359,23 @@ class SqliteStore final : public Store {
   Status record_sent(int64_t now_ms, uint64_t count) override;
   Result<uint64_t> sent_last_24_hours(int64_t now_ms) override;
 
+  Status create_event_destination(const EventDestination& d) override;
+  Status update_event_destination(const EventDestination& d) override;
+  Status delete_event_destination(const std::string& configuration_set,
+                                  const std::string& name) override;
+  Result<std::vector<EventDestination>> list_event_destinations(
+      const std::string& configuration_set) override;
+  Result<std::vector<EventDestination>> list_event_destinations_all() override;
+  Result<uint64_t> event_destinations_version() override;
+
+  Status record_reputation(const std::string& scope, int64_t now_ms, uint64_t sent,
+                           uint64_t bounced, uint64_t complained) override;
+  Result<ReputationCounts> reputation_since(const std::string& scope, int64_t since_ms,
+                                            int64_t now_ms) override;
+
+  Result<int> count_soft_bounce(const std::string& email, int64_t now_ms) override;
+  Status reset_soft_bounces(const std::string& email) override;
+
  private:
   // A cached statement for `sql`; !ok() when it does not prepare (see error()).
   Query query(const char* sql) {
@@ -355,14 +408,29 @@ class SqliteStore final : public Store {
   }
   int changes() const { return sqlite3_changes(db_); }
 
+  // Runs body inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails. mu_ is held.
+  template <typename Body>
+  Status transaction(Body body) {
+    if (Status s = exec("BEGIN IMMEDIATE"); !s) return s;
+    Status s = body();
+    if (s) s = exec("COMMIT");
+    if (!s) (void)exec("ROLLBACK");
+    return s;
+  }
+
   Status init_schema();
   Result<Identity> identity_row(const Query& q);
+  // kNotFound naming the set when there is none of that name. mu_ is held.
+  Status check_set_exists(const std::string& name);
+  Status bump_event_destinations_version();
 
   std::mutex mu_;
   sqlite3* db_;
   Sealer sealer_;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
   int64_t pruned_minute_ = std::numeric_limits<int64_t>::min();
+  int64_t reputation_pruned_minute_ = std::numeric_limits<int64_t>::min();
+  int64_t soft_bounce_pruned_day_ = std::numeric_limits<int64_t>::min();
 };
 
 // The schema, and a sealed check value that proves the master key is the one the secrets in
@@ -796,14 +864,35 @@ Status SqliteStore::update_configuration_set(const ConfigurationSet& set) {
   return Status::ok();
 }
 
+// The set, its event destinations (also by the foreign key's cascade; deleted here by name too,
+// so that a connection without foreign keys on leaves none behind) and its reputation
+// counters, which a new set of the same name must not inherit.
 Status SqliteStore::delete_configuration_set(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  Query q = query("DELETE FROM configuration_set WHERE name = ?");
-  if (!q.ok()) return error("deleting a configuration set");
-  q.text(1, name);
-  if (Status s = run(q, "deleting a configuration set"); !s) return s;
-  if (changes() == 0) return Status::not_found("Configuration set '" + name + "' does not exist");
-  return Status::ok();
+  return transaction([&]() -> Status {
+    {
+      Query q = query("DELETE FROM event_destination WHERE configuration_set = ?");
+      if (!q.ok()) return error("deleting a configuration set");
+      q.text(1, name);
+      if (Status s = run(q, "deleting a configuration set"); !s) return s;
+    }
+    {
+      Query q = query("DELETE FROM configuration_set WHERE name = ?");
+      if (!q.ok()) return error("deleting a configuration set");
+      q.text(1, name);
+      if (Status s = run(q, "deleting a configuration set"); !s) return s;
+      if (changes() == 0) {
+        return Status::not_found("Configuration set '" + name + "' does not exist");
+      }
+    }
+    {
+      Query q = query("DELETE FROM reputation_minute WHERE scope = ?");
+      if (!q.ok()) return error("deleting a configuration set");
+      q.text(1, name);
+      if (Status s = run(q, "deleting a configuration set"); !s) return s;
+    }
+    return bump_event_destinations_version();
+  });
 }
 
 Result<Listing<ConfigurationSet>> SqliteStore::list_configuration_sets(const Page& page) {
@@ -854,6 +943,9 @@ Result<Account> SqliteStore::account() {
     a.sending_enabled = j.value("SendingEnabled", a.sending_enabled);
     a.suppressed_reasons = j.value("SuppressedReasons", a.suppressed_reasons);
     a.ses_compatible_escaping = j.value("SesCompatibleEscaping", a.ses_compatible_escaping);
+    a.enforcement_status = j.value("EnforcementStatus", a.enforcement_status);
+    a.sending_paused_reason = j.value("SendingPausedReason", a.sending_paused_reason);
+    a.reputation_reset_ms = j.value("ReputationResetMs", a.reputation_reset_ms);
   } catch (const nlohmann::json::exception& e) {
     return Status::internal(std::string("store: the account settings are damaged: ") + e.what());
   }
@@ -866,6 +958,15 @@ Status SqliteStore::put_account(const Account& a) {
   }
   if (!std::isfinite(a.max_send_rate) || a.max_send_rate < 0) {
     return Status::invalid("MaxSendRate must be a number of at least 0");
+  }
+  if (a.enforcement_status != "HEALTHY" && a.enforcement_status != "PROBATION" &&
+      a.enforcement_status != "SHUTDOWN") {
+    return Status::invalid("EnforcementStatus '" + a.enforcement_status +
+                           "' is not HEALTHY, PROBATION or SHUTDOWN");
+  }
+  if (a.reputation_reset_ms < 0) {
+    return Status::invalid("ReputationResetMs " + std::to_string(a.reputation_reset_ms) +
+                           " is before 1970");
   }
   for (size_t i = 0; i < a.suppressed_reasons.size(); ++i) {
     const std::string& r = a.suppressed_reasons[i];
@@ -882,7 +983,10 @@ Status SqliteStore::put_account(const Account& a) {
                       {"MaxSendRate", a.max_send_rate},
                       {"SendingEnabled", a.sending_enabled},
                       {"SuppressedReasons", a.suppressed_reasons},
-                      {"SesCompatibleEscaping", a.ses_compatible_escaping}};
+                      {"SesCompatibleEscaping", a.ses_compatible_escaping},
+                      {"EnforcementStatus", a.enforcement_status},
+                      {"SendingPausedReason", a.sending_paused_reason},
+                      {"ReputationResetMs", a.reputation_reset_ms}};
   std::lock_guard<std::mutex> lock(mu_);
   Query q = query(
       "INSERT INTO account (id, settings) VALUES (1, ?) "
@@ -1096,6 +1200,312 @@ Result<uint64_t> SqliteStore::sent_last_24_hours(int64_t now) {
   q.i64(1, minute - kQuotaWindowMinutes).i64(2, minute);
   if (q.step() != SQLITE_ROW) return error("reading the sent counts");
   return static_cast<uint64_t>(q.i64(0));
+}
+
+// --- Event destinations --------------------------------------------------------------------
+
+Status check_event_destination(const EventDestination& d) {
+  if (d.configuration_set.empty()) return Status::invalid("Configuration set name is empty");
+  if (d.name.empty()) return Status::invalid("Event destination name is empty");
+  std::string which = "Event destination '" + d.name + "'";
+  if (d.matching_event_types.empty()) {
+    return Status::invalid(which + " has no matching event types");
+  }
+  for (const std::string& t : d.matching_event_types) {
+    if (!is_event_type(t)) {
+      return Status::invalid(which + ": '" + t + "' is not an SES event type");
+    }
+  }
+  if (d.kind != EventDestination::Kind::kWebhook && d.kind != EventDestination::Kind::kFile) {
+    return Status::invalid(which + " has an unknown kind");
+  }
+  if (d.target.empty()) return Status::invalid(which + " has no target");
+  return Status::ok();
+}
+
+const char* kind_text(EventDestination::Kind kind) {
+  return kind == EventDestination::Kind::kFile ? "file" : "webhook";
+}
+
+Status destination_not_found(const std::string& set, const std::string& name) {
+  return Status::not_found("Event destination '" + name +
+                           "' does not exist in configuration set '" + set + "'");
+}
+
+constexpr const char* kDestinationColumns =
+    "configuration_set, name, enabled, matching_event_types, kind, target, definition";
+
+Result<EventDestination> destination_row(const Query& q) {
+  EventDestination d;
+  d.configuration_set = q.text(0);
+  d.name = q.text(1);
+  d.enabled = q.i64(2) != 0;
+  auto types = nlohmann::json::parse(q.text(3), nullptr, false);
+  if (!types.is_array()) {
+    return Status::internal("store: the event types of event destination '" + d.name +
+                            "' are damaged");
+  }
+  for (const auto& t : types) {
+    if (!t.is_string()) {
+      return Status::internal("store: the event types of event destination '" + d.name +
+                              "' are damaged");
+    }
+    d.matching_event_types.push_back(t.get<std::string>());
+  }
+  std::string kind = q.text(4);
+  if (kind == "webhook") {
+    d.kind = EventDestination::Kind::kWebhook;
+  } else if (kind == "file") {
+    d.kind = EventDestination::Kind::kFile;
+  } else {
+    return Status::internal("store: event destination '" + d.name + "' has unknown kind '" + kind +
+                            "'");
+  }
+  d.target = q.text(5);
+  d.definition_json = q.text(6);
+  return d;
+}
+
+Status SqliteStore::check_set_exists(const std::string& name) {
+  Query q = query("SELECT 1 FROM configuration_set WHERE name = ?");
+  if (!q.ok()) return error("reading a configuration set");
+  q.text(1, name);
+  int rc = q.step();
+  if (rc == SQLITE_DONE) {
+    return Status::not_found("Configuration set '" + name + "' does not exist");
+  }
+  if (rc != SQLITE_ROW) return error("reading a configuration set");
+  return Status::ok();
+}
+
+Status SqliteStore::bump_event_destinations_version() {
+  Query q = query(
+      "INSERT INTO meta (name, value) VALUES ('event_destinations_version', 1) "
+      "ON CONFLICT (name) DO UPDATE SET value = value + 1");
+  if (!q.ok()) return error("counting event destination changes");
+  return run(q, "counting event destination changes");
+}
+
+Status SqliteStore::create_event_destination(const EventDestination& d) {
+  if (Status s = check_event_destination(d); !s) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  return transaction([&]() -> Status {
+    if (Status s = check_set_exists(d.configuration_set); !s) return s;
+    {
+      Query q = query(
+          "INSERT INTO event_destination (configuration_set, name, enabled, "
+          "matching_event_types, kind, target, definition) VALUES (?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (configuration_set, name) DO NOTHING");
+      if (!q.ok()) return error("creating an event destination");
+      q.text(1, d.configuration_set)
+          .text(2, d.name)
+          .i64(3, d.enabled ? 1 : 0)
+          .text(4, nlohmann::json(d.matching_event_types).dump())
+          .text(5, kind_text(d.kind))
+          .text(6, d.target)
+          .text(7, d.definition_json);
+      if (Status s = run(q, "creating an event destination"); !s) return s;
+      if (changes() == 0) {
+        return {StatusCode::kAlreadyExists, "Event destination '" + d.name +
+                                                "' already exists in configuration set '" +
+                                                d.configuration_set + "'"};
+      }
+    }
+    return bump_event_destinations_version();
+  });
+}
+
+Status SqliteStore::update_event_destination(const EventDestination& d) {
+  if (Status s = check_event_destination(d); !s) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  return transaction([&]() -> Status {
+    if (Status s = check_set_exists(d.configuration_set); !s) return s;
+    {
+      Query q = query(
+          "UPDATE event_destination SET enabled = ?, matching_event_types = ?, kind = ?, "
+          "target = ?, definition = ? WHERE configuration_set = ? AND name = ?");
+      if (!q.ok()) return error("updating an event destination");
+      q.i64(1, d.enabled ? 1 : 0)
+          .text(2, nlohmann::json(d.matching_event_types).dump())
+          .text(3, kind_text(d.kind))
+          .text(4, d.target)
+          .text(5, d.definition_json)
+          .text(6, d.configuration_set)
+          .text(7, d.name);
+      if (Status s = run(q, "updating an event destination"); !s) return s;
+      if (changes() == 0) return destination_not_found(d.configuration_set, d.name);
+    }
+    return bump_event_destinations_version();
+  });
+}
+
+Status SqliteStore::delete_event_destination(const std::string& configuration_set,
+                                             const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return transaction([&]() -> Status {
+    if (Status s = check_set_exists(configuration_set); !s) return s;
+    {
+      Query q = query("DELETE FROM event_destination WHERE configuration_set = ? AND name = ?");
+      if (!q.ok()) return error("deleting an event destination");
+      q.text(1, configuration_set).text(2, name);
+      if (Status s = run(q, "deleting an event destination"); !s) return s;
+      if (changes() == 0) return destination_not_found(configuration_set, name);
+    }
+    return bump_event_destinations_version();
+  });
+}
+
+Result<std::vector<EventDestination>> SqliteStore::list_event_destinations(
+    const std::string& configuration_set) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = check_set_exists(configuration_set); !s) return s;
+  static const std::string sql = std::string("SELECT ") + kDestinationColumns +
+                                 " FROM event_destination WHERE configuration_set = ? "
+                                 "ORDER BY name";
+  Query q = query(sql.c_str());
+  if (!q.ok()) return error("listing event destinations");
+  q.text(1, configuration_set);
+  std::vector<EventDestination> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    auto d = destination_row(q);
+    if (!d) return d.status();
+    out.push_back(std::move(d).value());
+  }
+  if (rc != SQLITE_DONE) return error("listing event destinations");
+  return out;
+}
+
+Result<std::vector<EventDestination>> SqliteStore::list_event_destinations_all() {
+  std::lock_guard<std::mutex> lock(mu_);
+  static const std::string sql = std::string("SELECT ") + kDestinationColumns +
+                                 " FROM event_destination ORDER BY configuration_set, name";
+  Query q = query(sql.c_str());
+  if (!q.ok()) return error("listing event destinations");
+  std::vector<EventDestination> out;
+  int rc;
+  while ((rc = q.step()) == SQLITE_ROW) {
+    auto d = destination_row(q);
+    if (!d) return d.status();
+    out.push_back(std::move(d).value());
+  }
+  if (rc != SQLITE_DONE) return error("listing event destinations");
+  return out;
+}
+
+Result<uint64_t> SqliteStore::event_destinations_version() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Query q = query("SELECT value FROM meta WHERE name = 'event_destinations_version'");
+  if (!q.ok()) return error("reading the event destinations version");
+  int rc = q.step();
+  if (rc == SQLITE_DONE) return uint64_t{0};
+  if (rc != SQLITE_ROW) return error("reading the event destinations version");
+  return static_cast<uint64_t>(q.i64(0));
+}
+
+// --- Reputation counters -------------------------------------------------------------------
+
+Status SqliteStore::record_reputation(const std::string& scope, int64_t now, uint64_t sent,
+                                      uint64_t bounced, uint64_t complained) {
+  if (now < 0) {
+    return Status::invalid("record_reputation: time " + std::to_string(now) + " is before 1970");
+  }
+  constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  if (sent > kMax || bounced > kMax || complained > kMax) {
+    return Status::invalid("record_reputation: a count is too large");
+  }
+  if (sent == 0 && bounced == 0 && complained == 0) return Status::ok();
+  int64_t minute = now / kMinuteMs;
+  std::lock_guard<std::mutex> lock(mu_);
+  Query q = query(
+      "INSERT INTO reputation_minute (scope, minute, sent, bounced, complained) "
+      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, minute) DO UPDATE SET "
+      "sent = sent + excluded.sent, bounced = bounced + excluded.bounced, "
+      "complained = complained + excluded.complained");
+  if (!q.ok()) return error("counting reputation");
+  q.text(1, scope)
+      .i64(2, minute)
+      .i64(3, static_cast<int64_t>(sent))
+      .i64(4, static_cast<int64_t>(bounced))
+      .i64(5, static_cast<int64_t>(complained));
+  if (Status s = run(q, "counting reputation"); !s) return s;
+
+  if (minute != reputation_pruned_minute_) {
+    Query prune = query("DELETE FROM reputation_minute WHERE minute <= ?");
+    if (!prune.ok()) return error("pruning the reputation counts");
+    prune.i64(1, minute - kReputationKeptMinutes);
+    if (Status s = run(prune, "pruning the reputation counts"); !s) return s;
+    reputation_pruned_minute_ = minute;
+  }
+  return Status::ok();
+}
+
+Result<ReputationCounts> SqliteStore::reputation_since(const std::string& scope, int64_t since,
+                                                       int64_t now) {
+  if (since < 0 || now < 0) {
+    return Status::invalid("reputation_since: time " + std::to_string(since < 0 ? since : now) +
+                           " is before 1970");
+  }
+  // The first whole minute at or after since; the minute of now.
+  int64_t first = since / kMinuteMs + (since % kMinuteMs != 0 ? 1 : 0);
+  int64_t last = now / kMinuteMs;
+  ReputationCounts out;
+  if (first > last) return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  Query q = query(
+      "SELECT COALESCE(SUM(sent), 0), COALESCE(SUM(bounced), 0), COALESCE(SUM(complained), 0) "
+      "FROM reputation_minute WHERE scope = ? AND minute >= ? AND minute <= ?");
+  if (!q.ok()) return error("reading the reputation counts");
+  q.text(1, scope).i64(2, first).i64(3, last);
+  if (q.step() != SQLITE_ROW) return error("reading the reputation counts");
+  out.sent = static_cast<uint64_t>(q.i64(0));
+  out.bounced = static_cast<uint64_t>(q.i64(1));
+  out.complained = static_cast<uint64_t>(q.i64(2));
+  return out;
+}
+
+// --- Soft bounces in a row -----------------------------------------------------------------
+
+Result<int> SqliteStore::count_soft_bounce(const std::string& email, int64_t now) {
+  if (email.empty()) return Status::invalid("count_soft_bounce: the address is empty");
+  if (now < 0) {
+    return Status::invalid("count_soft_bounce: time " + std::to_string(now) + " is before 1970");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  int count = 0;
+  {
+    // A run last extended more than 30 days ago starts again; the count saturates rather than
+    // wraps (it is compared with a small threshold).
+    Query q = query(
+        "INSERT INTO soft_bounce (email, count, last_ms) VALUES (?1, 1, ?2) "
+        "ON CONFLICT (email) DO UPDATE SET "
+        "count = CASE WHEN last_ms < ?2 - ?3 THEN 1 ELSE MIN(count + 1, 1000000) END, "
+        "last_ms = MAX(last_ms, ?2) RETURNING count");
+    if (!q.ok()) return error("counting a soft bounce");
+    q.text(1, email).i64(2, now).i64(3, kSoftBounceKeptMs);
+    if (q.step() != SQLITE_ROW) return error("counting a soft bounce");
+    count = static_cast<int>(q.i64(0));
+    if (q.step() != SQLITE_DONE) return error("counting a soft bounce");
+  }
+
+  int64_t day = now / kDayMs;
+  if (day != soft_bounce_pruned_day_) {
+    Query prune = query("DELETE FROM soft_bounce WHERE last_ms < ?");
+    if (!prune.ok()) return error("pruning the soft bounce runs");
+    prune.i64(1, now - kSoftBounceKeptMs);
+    if (Status s = run(prune, "pruning the soft bounce runs"); !s) return s;
+    soft_bounce_pruned_day_ = day;
+  }
+  return count;
+}
+
+Status SqliteStore::reset_soft_bounces(const std::string& email) {
+  if (email.empty()) return Status::invalid("reset_soft_bounces: the address is empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  Query q = query("DELETE FROM soft_bounce WHERE email = ?");
+  if (!q.ok()) return error("ending a soft bounce run");
+  q.text(1, email);
+  return run(q, "ending a soft bounce run");
 }
 
 // --- Opening -------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // The metadata store: access keys, email templates, identities with their DKIM keys,
-// configuration sets, the account's settings and suppression list, and the count of messages
-// sent in the last 24 hours (the SES sending quota).
+// configuration sets with their event destinations, the account's settings and suppression list,
+// the count of messages sent in the last 24 hours (the SES sending quota), and the counters the
+// reputation guard and the soft-bounce rule read (sent, bounced, complained per minute; runs of
+// soft bounces per address).
 //
 // Embedded implementation: one SQLite file (WAL) in the data directory. Secrets (the secret
 // access key of each access key, the private key of each identity) are never stored in the
@@ -23,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -66,6 +69,31 @@ struct ConfigurationSet {
   std::string created_at;
 };
 
+// An event destination of a configuration set: where the events of messages sent with the set
+// go. SES's destination shapes are mapped onto two kinds by the API (see
+// api/event_destination_handlers.cc); the store keeps the kind and target the service needs and
+// the definition as the client gave it, to answer GetConfigurationSetEventDestinations.
+struct EventDestination {
+  std::string configuration_set, name;  // name: unique within its set, compared exactly
+  bool enabled = false;
+  // SES EventType names: SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, OPEN, CLICK,
+  // RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION. At least one.
+  std::vector<std::string> matching_event_types;
+  enum class Kind { kWebhook, kFile };
+  Kind kind = Kind::kWebhook;
+  // kWebhook: the http:// or https:// URL events are posted to. kFile: a file name (no
+  // directory); the service writes JSON lines to <data>/events/<target>.jsonl.
+  std::string target;
+  std::string definition_json;  // the SES EventDestinationDefinition object, JSON text
+};
+
+// Sums of the reputation counters over a span of minutes (see reputation_since).
+struct ReputationCounts {
+  uint64_t sent = 0;
+  uint64_t bounced = 0;     // hard bounces
+  uint64_t complained = 0;  // complaints
+};
+
 struct SuppressedDestination {
   std::string email;           // as given; matched without ASCII case
   std::string reason;          // "BOUNCE" or "COMPLAINT"
@@ -83,6 +111,13 @@ struct Account {
   // true: templates render {{x}} without HTML escaping, as SES does (for templates migrated
   // from SES). false (default): Handlebars' escaping.
   bool ses_compatible_escaping = false;
+  // SES GetAccount EnforcementStatus: "HEALTHY", "PROBATION" or "SHUTDOWN" (the reputation
+  // guard's verdict; SHUTDOWN pauses sending).
+  std::string enforcement_status = "HEALTHY";
+  // Why sending was paused, free text for the operator; empty when not paused by the guard.
+  std::string sending_paused_reason;
+  // Unix milliseconds when sending was last resumed; the reputation guard counts only after it.
+  int64_t reputation_reset_ms = 0;
 };
 
 // A page of a listing: SES NextToken/PageSize. The token is opaque to clients; an empty token
@@ -141,6 +176,44 @@ class Store {
   virtual Status update_configuration_set(const ConfigurationSet& set) = 0;
   virtual Status delete_configuration_set(const std::string& name) = 0;
   virtual Result<Listing<ConfigurationSet>> list_configuration_sets(const Page& page) = 0;
+  // Deleting a configuration set also deletes its event destinations and its reputation
+  // counters (scope = its name).
+
+  // Event destinations of configuration sets. An unknown configuration set is kNotFound naming
+  // it ("Configuration set 'x' does not exist"); an unknown destination is kNotFound naming both
+  // ("Event destination 'd' does not exist in configuration set 'x'"); a second destination of
+  // the same name in a set is kAlreadyExists. kInvalidArgument for an empty name or target, no
+  // matching event types, or one that is not an SES EventType. update replaces everything but
+  // the two names.
+  //
+  // The default implementations (here and for the counters below) answer kInternal ("not
+  // implemented by this store"), inline so that a Store written before these calls, a test's
+  // fake among them, still builds and links; SqliteStore implements them all.
+  virtual Status create_event_destination(const EventDestination&) {
+    return not_implemented("create_event_destination");
+  }
+  virtual Status update_event_destination(const EventDestination&) {
+    return not_implemented("update_event_destination");
+  }
+  virtual Status delete_event_destination(const std::string& /*configuration_set*/,
+                                          const std::string& /*name*/) {
+    return not_implemented("delete_event_destination");
+  }
+  // One set's destinations, ordered by name.
+  virtual Result<std::vector<EventDestination>> list_event_destinations(
+      const std::string& /*configuration_set*/) {
+    return not_implemented("list_event_destinations");
+  }
+  // Every set's destinations, ordered by configuration set name, then by name.
+  virtual Result<std::vector<EventDestination>> list_event_destinations_all() {
+    return not_implemented("list_event_destinations_all");
+  }
+  // A number that changes whenever any event destination is created, updated or deleted
+  // (configuration set deletions included), also by another process on the same database: a
+  // cache of the lists above is good while this answers the same. One indexed read.
+  virtual Result<uint64_t> event_destinations_version() {
+    return not_implemented("event_destinations_version");
+  }
 
   // Account settings (defaults above until first written).
   virtual Result<Account> account() = 0;
@@ -163,7 +236,57 @@ class Store {
   // hours are the minute of now_ms and the 1439 before it; older minutes are deleted.
   virtual Status record_sent(int64_t now_ms, uint64_t count) = 0;
   virtual Result<uint64_t> sent_last_24_hours(int64_t now_ms) = 0;
+
+  // Reputation counters in per-minute buckets, per scope: "" is the account, any other scope a
+  // configuration set name. record_reputation adds to the bucket of now_ms's minute (all zero:
+  // nothing is written); buckets older than 30 days are deleted. reputation_since sums the
+  // buckets of one scope from the first minute that starts at or after since_ms to the minute
+  // of now_ms: counts of the minute in which since_ms falls are left out, so that a reset never
+  // counts what came before it. since_ms after now_ms sums nothing. Times before 1970 and counts
+  // above INT64_MAX are kInvalidArgument.
+  virtual Status record_reputation(const std::string& /*scope*/, int64_t /*now_ms*/,
+                                   uint64_t /*sent*/, uint64_t /*bounced*/,
+                                   uint64_t /*complained*/) {
+    return not_implemented("record_reputation");
+  }
+  virtual Result<ReputationCounts> reputation_since(const std::string& /*scope*/,
+                                                    int64_t /*since_ms*/, int64_t /*now_ms*/) {
+    return not_implemented("reputation_since");
+  }
+
+  // Soft bounces in a row per address (matched without ASCII case). count_soft_bounce adds one
+  // and returns the run's length; a run whose last soft bounce is more than 30 days before
+  // now_ms starts again at 1 (and such runs are deleted). reset_soft_bounces ends the run (a
+  // delivery or a hard bounce); an address without a run is ok. An empty address is
+  // kInvalidArgument.
+  virtual Result<int> count_soft_bounce(const std::string& /*email*/, int64_t /*now_ms*/) {
+    return not_implemented("count_soft_bounce");
+  }
+  virtual Status reset_soft_bounces(const std::string& /*email*/) {
+    return not_implemented("reset_soft_bounces");
+  }
+
+ private:
+  static Status not_implemented(std::string_view call) {
+    return Status::internal("store: " + std::string(call) + " is not implemented by this store");
+  }
 };
+
+// The SES EventType names, in the model's order (inline: api/ checks them without linking the
+// store).
+inline const std::vector<std::string>& event_type_names() {
+  static const std::vector<std::string> kNames = {
+      "SEND",           "REJECT",      "BOUNCE", "COMPLAINT",
+      "DELIVERY",       "OPEN",        "CLICK",  "RENDERING_FAILURE",
+      "DELIVERY_DELAY", "SUBSCRIPTION"};
+  return kNames;
+}
+inline bool is_event_type(std::string_view name) {
+  for (const std::string& n : event_type_names()) {
+    if (n == name) return true;
+  }
+  return false;
+}
 
 // The SES SMTP password for a secret access key: version byte 0x04 followed by
 // HMAC-SHA256 chained over date "11111111", region, "ses", "aws4_request" and "SendRawEmail",

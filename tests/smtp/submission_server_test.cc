@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include "smtp/client.h"
@@ -1134,6 +1135,400 @@ s.quit()
   EXPECT_EQ(got[0].data,
             "From: a@example.com\r\nTo: x@example.com\r\nSubject: from smtplib\r\n\r\n.dot "
             "line\r\nend\r\n");
+}
+
+// Inbound mode: the listener other MTAs bring DSNs and complaint reports to. The recipient
+// policy below stands for the service's (VERP addresses and the feedback loop address of the
+// bounce domain); the server only carries out what the callback says.
+class InboundServerTest : public SubmissionServerTest {
+ protected:
+  static SubmissionOptions inbound_options() {
+    SubmissionOptions o = default_options();
+    o.mode = ServerMode::kInbound;
+    return o;
+  }
+
+  SubmissionCallbacks inbound_callbacks() {
+    SubmissionCallbacks c = callbacks();
+    c.authenticate = [this](const std::string&, const std::string&) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++auth_calls_;
+      return true;
+    };
+    c.check_sender = nullptr;
+    c.check_recipient = [this](const std::string& from, const std::string& rcpt) {
+      std::lock_guard<std::mutex> lock(mu_);
+      recipients_asked_.push_back("<" + from + "> <" + rcpt + ">");
+      if (rcpt == "throw@bounces.test") throw std::runtime_error("store down");
+      if (!rcpt.ends_with("@bounces.test")) return Reply{550, "5.7.1", "Relay access denied"};
+      if (rcpt.starts_with("bounce+") || rcpt == "fbl@bounces.test") {
+        return Reply{250, "2.1.5", "Ok"};
+      }
+      return Reply{550, "5.1.1", "Recipient address rejected: User unknown"};
+    };
+    return c;
+  }
+
+  void start_inbound(SubmissionOptions options = inbound_options()) {
+    start_inbound_with(std::move(options), inbound_callbacks());
+  }
+  void start_inbound_with(SubmissionOptions options, SubmissionCallbacks c) {
+    auto started = SubmissionServer::start(io_, std::move(options), std::move(c));
+    ASSERT_TRUE(started.is_ok()) << started.status().message();
+    server_ = std::move(started).value();
+    run_io();
+  }
+
+  static void greet(Conn& c, uint64_t size_limit = 10485760) {
+    ASSERT_TRUE(c.connected());
+    ASSERT_EQ(c.reply(), "220 mx.example.test ESMTP\r\n");
+    ASSERT_EQ(c.command("EHLO mta.example"), inbound_ehlo(false, size_limit));
+  }
+
+  static std::string inbound_ehlo(bool tls, uint64_t size_limit = 10485760) {
+    return "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE " + std::to_string(size_limit) +
+           "\r\n250-8BITMIME\r\n" +
+           (tls ? "250 ENHANCEDSTATUSCODES\r\n" : "250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n");
+  }
+
+  std::vector<std::string> recipients_asked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return recipients_asked_;
+  }
+
+  std::vector<std::string> recipients_asked_;
+};
+
+const std::string kInboundMailOk = "250 2.1.0 Ok\r\n";
+const std::string kRelayDenied = "550 5.7.1 Relay access denied\r\n";
+const std::string kUserUnknown = "550 5.1.1 Recipient address rejected: User unknown\r\n";
+
+TEST_F(InboundServerTest, ehlo_offers_starttls_and_no_auth) {
+  start_inbound();
+  Conn c(port());
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(c.reply(), "220 mx.example.test ESMTP\r\n");
+  EXPECT_EQ(c.command("EHLO mta.example"),
+            "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n"
+            "250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n");
+  EXPECT_EQ(c.command("HELO mta.example"), "250 mx.example.test\r\n");
+  EXPECT_EQ(c.command("HELP"),
+            "214 2.0.0 Commands: EHLO HELO STARTTLS MAIL RCPT DATA RSET NOOP VRFY QUIT\r\n");
+  EXPECT_EQ(c.command("STARTTLS"), "220 2.0.0 Ready to start TLS\r\n");
+  ASSERT_TRUE(c.handshake());
+  EXPECT_EQ(c.command("EHLO mta.example"),
+            "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250-8BITMIME\r\n"
+            "250 ENHANCEDSTATUSCODES\r\n");
+  EXPECT_EQ(c.command("QUIT"), "221 2.0.0 Bye\r\n");
+  EXPECT_TRUE(c.at_eof());
+}
+
+TEST_F(InboundServerTest, dsn_from_the_null_sender_delivered_with_its_envelope) {
+  start_inbound();
+  Conn c(port());
+  greet(c);
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<victim@elsewhere.example>"), kRelayDenied);
+  EXPECT_EQ(c.command("RCPT TO:<bounce+abc123@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("RCPT TO:<nobody@bounces.test>"), kUserUnknown);
+  EXPECT_EQ(c.command("DATA"), kGoAhead);
+  c.send("From: MAILER-DAEMON@mta.example\r\nSubject: Undelivered Mail\r\n\r\n..dot\r\n.\r\n");
+  EXPECT_EQ(c.reply(), kQueued);
+
+  // A complaint report from a real sender to the feedback loop address, on the same connection.
+  EXPECT_EQ(c.command("MAIL FROM:<fbl-reports@isp.example> BODY=7BIT SIZE=100"), kInboundMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<fbl@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("DATA"), kGoAhead);
+  c.send("Subject: abuse report\r\n\r\nreport\r\n.\r\n");
+  EXPECT_EQ(c.reply(), kQueued);
+  EXPECT_EQ(c.command("QUIT"), "221 2.0.0 Bye\r\n");
+
+  EXPECT_EQ(recipients_asked(),
+            (std::vector<std::string>{"<> <victim@elsewhere.example>",
+                                      "<> <bounce+abc123@bounces.test>", "<> <nobody@bounces.test>",
+                                      "<fbl-reports@isp.example> <fbl@bounces.test>"}));
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].username, "");
+  EXPECT_EQ(got[0].mail_from, "");
+  EXPECT_EQ(got[0].rcpt_to, std::vector<std::string>{"bounce+abc123@bounces.test"});
+  EXPECT_EQ(got[0].data,
+            "From: MAILER-DAEMON@mta.example\r\nSubject: Undelivered Mail\r\n\r\n.dot\r\n");
+  EXPECT_EQ(got[1].mail_from, "fbl-reports@isp.example");
+  EXPECT_EQ(got[1].rcpt_to, std::vector<std::string>{"fbl@bounces.test"});
+  EXPECT_EQ(got[1].data, "Subject: abuse report\r\n\r\nreport\r\n");
+}
+
+TEST_F(InboundServerTest, every_recipient_refused_leaves_nothing_to_send) {
+  start_inbound();
+  Conn c(port());
+  greet(c);
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<a@elsewhere.example>"), kRelayDenied);
+  EXPECT_EQ(c.command("RCPT TO:<postmaster@bounces.test>"), kUserUnknown);
+  EXPECT_EQ(c.command("RCPT TO:<Postmaster>"), kRelayDenied);  // taken, and judged
+  EXPECT_EQ(c.command("DATA"), "554 5.5.1 No valid recipients\r\n");
+  // Recipients with a bad syntax or parameters never reach the callback.
+  EXPECT_EQ(c.command("RCPT TO:<>"), "501 5.1.3 Bad recipient address syntax\r\n");
+  EXPECT_EQ(c.command("RCPT TO:<bounce+x@bounces.test> NOTIFY=NEVER"),
+            "555 5.5.4 RCPT TO parameters not recognized or not implemented\r\n");
+  EXPECT_EQ(c.command("RSET"), kOk);
+  EXPECT_EQ(c.command("RCPT TO:<bounce+x@bounces.test>"), "503 5.5.1 Need MAIL command\r\n");
+  EXPECT_EQ(recipients_asked(),
+            (std::vector<std::string>{"<> <a@elsewhere.example>", "<> <postmaster@bounces.test>",
+                                      "<> <Postmaster>"}));
+  EXPECT_TRUE(delivered().empty());
+}
+
+TEST_F(InboundServerTest, auth_is_not_a_command_here_502) {
+  start_inbound();
+  Conn c(port());
+  greet(c);
+  const std::string not_implemented = "502 5.5.1 Command not implemented\r\n";
+  EXPECT_EQ(c.command("AUTH PLAIN " + plain_token("", "u", "p")), not_implemented);
+  EXPECT_EQ(c.command("AUTH LOGIN"), not_implemented);  // no 334 prompt follows
+  EXPECT_EQ(c.command(internal::base64_encode("u")), "500 5.5.2 Command not recognized\r\n");
+  // The longer line limit of AUTH does not apply either.
+  EXPECT_EQ(c.command("AUTH PLAIN " + std::string(1000, 'A')), "500 5.5.6 Line too long\r\n");
+  EXPECT_EQ(c.command("STARTTLS"), "220 2.0.0 Ready to start TLS\r\n");
+  ASSERT_TRUE(c.handshake());
+  EXPECT_EQ(c.command("EHLO mta.example"), inbound_ehlo(true));
+  EXPECT_EQ(c.command("AUTH PLAIN " + plain_token("", "u", "p")), not_implemented);
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(auth_calls_, 0);
+}
+
+TEST_F(InboundServerTest, transaction_over_starttls) {
+  start_inbound();
+  Conn c(port());
+  greet(c);
+  EXPECT_EQ(c.command("STARTTLS"), "220 2.0.0 Ready to start TLS\r\n");
+  ASSERT_TRUE(c.handshake());
+  EXPECT_EQ(c.tls_version().substr(0, 6), "TLSv1.");
+  EXPECT_EQ(c.command("EHLO mta.example"), inbound_ehlo(true));
+  EXPECT_EQ(c.command("STARTTLS"), "503 5.5.1 TLS already active\r\n");
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<bounce+tls@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("DATA"), kGoAhead);
+  c.send("Subject: over TLS\r\n\r\nbody\r\n.\r\n");
+  EXPECT_EQ(c.reply(), kQueued);
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].rcpt_to, std::vector<std::string>{"bounce+tls@bounces.test"});
+  EXPECT_EQ(got[0].data, "Subject: over TLS\r\n\r\nbody\r\n");
+}
+
+TEST_F(InboundServerTest, size_limit) {
+  SubmissionOptions o = inbound_options();
+  o.size_limit = 100;
+  start_inbound(o);
+  Conn c(port());
+  greet(c, 100);
+  EXPECT_EQ(c.command("MAIL FROM:<> SIZE=101"),
+            "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  EXPECT_EQ(c.command("MAIL FROM:<> SIZE=100"), kInboundMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<bounce+big@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("DATA"), kGoAhead);
+  c.send(std::string(99, 'x') + "\r\n.\r\n");
+  EXPECT_EQ(c.reply(), "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);  // the transaction was reset
+  EXPECT_EQ(c.command("RCPT TO:<bounce+small@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("DATA"), kGoAhead);
+  c.send(std::string(98, 'y') + "\r\n.\r\n");
+  EXPECT_EQ(c.reply(), kQueued);
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].data, std::string(98, 'y') + "\r\n");
+}
+
+TEST_F(InboundServerTest, max_recipients_checked_before_the_callback) {
+  SubmissionOptions o = inbound_options();
+  o.max_recipients = 2;
+  start_inbound(o);
+  Conn c(port());
+  greet(c);
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kInboundMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<bounce+1@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("RCPT TO:<nobody@bounces.test>"), kUserUnknown);  // a refusal takes no slot
+  EXPECT_EQ(c.command("RCPT TO:<bounce+2@bounces.test>"), kRcptOk);
+  EXPECT_EQ(c.command("RCPT TO:<bounce+3@bounces.test>"), "452 4.5.3 Too many recipients\r\n");
+  EXPECT_EQ(c.command("DATA"), kGoAhead);
+  c.send("x\r\n.\r\n");
+  EXPECT_EQ(c.reply(), kQueued);
+  EXPECT_EQ(recipients_asked(),
+            (std::vector<std::string>{"<> <bounce+1@bounces.test>", "<> <nobody@bounces.test>",
+                                      "<> <bounce+2@bounces.test>"}));
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].rcpt_to,
+            (std::vector<std::string>{"bounce+1@bounces.test", "bounce+2@bounces.test"}));
+}
+
+TEST_F(InboundServerTest, pipelined_recipients_answered_in_order) {
+  start_inbound();
+  Conn c(port());
+  greet(c);
+  c.send(
+      "MAIL FROM:<>\r\nRCPT TO:<x@elsewhere.example>\r\nRCPT TO:<bounce+p@bounces.test>\r\n"
+      "RCPT TO:<throw@bounces.test>\r\nDATA\r\n");
+  EXPECT_EQ(c.reply(), kInboundMailOk);
+  EXPECT_EQ(c.reply(), kRelayDenied);
+  EXPECT_EQ(c.reply(), kRcptOk);
+  EXPECT_EQ(c.reply(), "451 4.3.0 Local error in processing\r\n");  // the callback threw
+  EXPECT_EQ(c.reply(), kGoAhead);
+  c.send("pipelined\r\n.\r\nQUIT\r\n");
+  EXPECT_EQ(c.reply(), kQueued);
+  EXPECT_EQ(c.reply(), "221 2.0.0 Bye\r\n");
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].rcpt_to, std::vector<std::string>{"bounce+p@bounces.test"});
+}
+
+TEST_F(InboundServerTest, check_sender_when_set_sees_no_user) {
+  SubmissionCallbacks cb = inbound_callbacks();
+  cb.check_sender = [this](const std::string& user, const std::string& from) {
+    std::lock_guard<std::mutex> lock(mu_);
+    senders_.push_back("[" + user + "] <" + from + ">");
+    if (from == "spammer@bad.example") return Reply{550, "5.7.1", "Sender refused"};
+    return Reply{250, "2.1.0", "Sender ok"};
+  };
+  start_inbound_with(inbound_options(), cb);
+  Conn c(port());
+  greet(c);
+  EXPECT_EQ(c.command("MAIL FROM:<spammer@bad.example>"), "550 5.7.1 Sender refused\r\n");
+  EXPECT_EQ(c.command("MAIL FROM:<>"), kMailOk);
+  std::lock_guard<std::mutex> lock(mu_);
+  EXPECT_EQ(senders_, (std::vector<std::string>{"[] <spammer@bad.example>", "[] <>"}));
+}
+
+// A submission server may judge recipients too; without the callback every one is taken.
+TEST_F(InboundServerTest, check_recipient_also_judges_submission_recipients) {
+  SubmissionCallbacks cb = callbacks();
+  cb.check_recipient = [](const std::string& from, const std::string& rcpt) {
+    if (rcpt == "no@example.com") return Reply{550, "5.1.1", "no for " + from};
+    return Reply{250, "2.1.5", "Ok"};
+  };
+  start_inbound_with(default_options(), cb);
+  Conn c(port());
+  login(c);
+  EXPECT_EQ(c.command("MAIL FROM:<a@example.com>"), kMailOk);
+  EXPECT_EQ(c.command("RCPT TO:<no@example.com>"), "550 5.1.1 no for a@example.com\r\n");
+  EXPECT_EQ(c.command("RCPT TO:<yes@example.com>"), kRcptOk);
+}
+
+TEST_F(InboundServerTest, start_names_the_missing_callback) {
+  auto status_of = [&](SubmissionOptions o, SubmissionCallbacks c) {
+    auto r = SubmissionServer::start(io_, std::move(o), std::move(c));
+    return r.is_ok() ? std::string("ok") : r.status().message();
+  };
+  SubmissionCallbacks cb = inbound_callbacks();
+  cb.check_recipient = nullptr;
+  EXPECT_EQ(status_of(inbound_options(), cb),
+            "callbacks.check_recipient is not set (required in inbound mode)");
+  cb = inbound_callbacks();
+  cb.deliver = nullptr;
+  EXPECT_EQ(status_of(inbound_options(), cb), "callbacks.deliver is not set");
+  // authenticate and check_sender are not needed.
+  SubmissionCallbacks minimal;
+  minimal.check_recipient = [](const std::string&, const std::string&) { return Reply{}; };
+  minimal.deliver = [](SubmissionEnvelope) { return Reply{}; };
+  EXPECT_EQ(status_of(inbound_options(), minimal), "ok");
+  SubmissionOptions o = inbound_options();
+  o.mode = static_cast<ServerMode>(7);
+  EXPECT_EQ(status_of(o, minimal), "mode is not kSubmission or kInbound");
+}
+
+TEST_F(InboundServerTest, python_smtplib_sends_a_dsn_from_the_null_sender) {
+  if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "/usr/bin/python3 is missing";
+  TempDir dir;
+  start_inbound();
+  std::string script = (dir.path() / "send.py").string();
+  std::ofstream(script) << R"(import smtplib, sys
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), local_hostname='mta.example', timeout=20)
+s.ehlo()
+print('features', sorted(s.esmtp_features))
+message = 'From: MAILER-DAEMON@mta.example\nSubject: failure\n\nreport\n'
+refused = s.sendmail('', ['bounce+py@bounces.test', 'x@elsewhere.example'], message)
+print('refused', {k: (v[0], v[1].decode()) for k, v in refused.items()})
+try:
+    s.sendmail('', ['x@elsewhere.example'], message)
+except smtplib.SMTPRecipientsRefused as e:
+    print('all refused', {k: (v[0], v[1].decode()) for k, v in e.recipients.items()})
+s.quit()
+)";
+  auto [code, output] = run("/usr/bin/python3 " + script + " " + std::to_string(port()));
+  EXPECT_EQ(code, 0) << output;
+  EXPECT_EQ(output,
+            "features ['8bitmime', 'enhancedstatuscodes', 'pipelining', 'size', 'starttls']\n"
+            "refused {'x@elsewhere.example': (550, '5.7.1 Relay access denied')}\n"
+            "all refused {'x@elsewhere.example': (550, '5.7.1 Relay access denied')}\n");
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].mail_from, "");
+  EXPECT_EQ(got[0].rcpt_to, std::vector<std::string>{"bounce+py@bounces.test"});
+  EXPECT_EQ(got[0].data, "From: MAILER-DAEMON@mta.example\r\nSubject: failure\r\n\r\nreport\r\n");
+}
+
+// The peer inbound mode is for: a real Postfix (a private instance from
+// tests/integration/postfix_peer.py) accepts a message for an unknown user, bounces it with
+// local(8)'s "unknown user", and delivers its own DSN from the null sender to this listener,
+// over STARTTLS. The script waits (bounded) until Postfix logs the DSN as sent.
+TEST_F(InboundServerTest, real_postfix_delivers_its_dsn_over_starttls) {
+  if (::access("/usr/sbin/postfix", X_OK) != 0) GTEST_SKIP() << "/usr/sbin/postfix is missing";
+  if (::geteuid() != 0) GTEST_SKIP() << "a private Postfix instance needs root to start";
+  if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "/usr/bin/python3 is missing";
+  TempDir dir;
+  start_inbound();
+
+  std::string script = (dir.path() / "peer.py").string();
+  std::ofstream(script) << R"(import sys, time, smtplib
+sys.path.insert(0, sys.argv[1])
+import postfix_peer
+feedback = int(sys.argv[2])
+with postfix_peer.PostfixPeer(smtp_tls='may') as peer:
+    port = peer.start(feedback)
+    message = ('From: sender@sender.example\r\nTo: unknown@rcpt.test\r\n'
+               'Subject: to nobody\r\nMessage-ID: <pf-1@sender.example>\r\n\r\nbody\r\n')
+    with smtplib.SMTP('127.0.0.1', port, local_hostname='client.example', timeout=30) as s:
+        print('refused', s.sendmail('bounce+abc123@bounces.test', ['unknown@rcpt.test'], message))
+    sent = 'to=<bounce+abc123@bounces.test>, relay=127.0.0.1[127.0.0.1]:%d' % feedback
+    def dsn_lines():
+        return [l for l in peer.log().splitlines() if sent in l]
+    end = time.time() + 60
+    while time.time() < end and not dsn_lines():
+        time.sleep(0.2)
+        peer.flush()
+    print('dsn', [l[l.index('status='):] for l in dsn_lines()])
+    print('tls', 'TLS connection established to 127.0.0.1[127.0.0.1]:%d' % feedback in peer.log())
+    if not dsn_lines():
+        print(peer.log())
+)";
+  std::string peer_dir = std::string(MAGNETIC_SOURCE_DIR) + "/tests/integration";
+  auto [code, output] =
+      run("/usr/bin/python3 " + script + " " + peer_dir + " " + std::to_string(port()));
+  EXPECT_EQ(code, 0) << output;
+  EXPECT_EQ(output,
+            "refused {}\n"
+            "dsn ['status=sent (250 2.0.0 Ok: queued as 1)']\n"
+            "tls True\n");
+
+  EXPECT_EQ(recipients_asked(), std::vector<std::string>{"<> <bounce+abc123@bounces.test>"});
+  auto got = delivered();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].username, "");
+  EXPECT_EQ(got[0].mail_from, "");
+  EXPECT_EQ(got[0].rcpt_to, std::vector<std::string>{"bounce+abc123@bounces.test"});
+  const std::string& dsn = got[0].data;
+  for (const char* line :
+       {"\r\nSubject: Undelivered Mail Returned to Sender\r\n",
+        "\r\nTo: bounce+abc123@bounces.test\r\n", "\r\nContent-Type: message/delivery-status\r\n",
+        "\r\nReporting-MTA: dns; mta.rcpt.test\r\n",
+        "\r\nFinal-Recipient: rfc822; unknown@rcpt.test\r\n", "\r\nAction: failed\r\n",
+        "\r\nStatus: 5.1.1\r\n", "\r\nDiagnostic-Code: X-Postfix; unknown user: \"unknown\"\r\n",
+        "\r\nContent-Type: message/rfc822\r\n", "\r\nMessage-ID: <pf-1@sender.example>\r\n"}) {
+    EXPECT_NE(dsn.find(line), std::string::npos) << "missing " << line << " in\n" << dsn;
+  }
 }
 
 }  // namespace

@@ -673,6 +673,9 @@ TEST_F(StoreTest, AccountHasDefaultsUntilWritten) {
   EXPECT_TRUE(a->sending_enabled);
   EXPECT_EQ(a->suppressed_reasons, (std::vector<std::string>{"BOUNCE", "COMPLAINT"}));
   EXPECT_FALSE(a->ses_compatible_escaping);
+  EXPECT_EQ(a->enforcement_status, "HEALTHY");
+  EXPECT_EQ(a->sending_paused_reason, "");
+  EXPECT_EQ(a->reputation_reset_ms, 0);
 }
 
 TEST_F(StoreTest, AccountIsWrittenAndKeptAcrossReopen) {
@@ -682,6 +685,9 @@ TEST_F(StoreTest, AccountIsWrittenAndKeptAcrossReopen) {
   a.sending_enabled = false;
   a.suppressed_reasons = {"COMPLAINT"};
   a.ses_compatible_escaping = true;
+  a.enforcement_status = "SHUTDOWN";
+  a.sending_paused_reason = "bounce rate 12.5% over 2000 messages";
+  a.reputation_reset_ms = 1700000000123;
   ASSERT_TRUE(store_->put_account(a).is_ok());
   reopen();
   auto got = store_->account();
@@ -691,6 +697,9 @@ TEST_F(StoreTest, AccountIsWrittenAndKeptAcrossReopen) {
   EXPECT_FALSE(got->sending_enabled);
   EXPECT_EQ(got->suppressed_reasons, (std::vector<std::string>{"COMPLAINT"}));
   EXPECT_TRUE(got->ses_compatible_escaping);
+  EXPECT_EQ(got->enforcement_status, "SHUTDOWN");
+  EXPECT_EQ(got->sending_paused_reason, "bounce rate 12.5% over 2000 messages");
+  EXPECT_EQ(got->reputation_reset_ms, 1700000000123);
   a.suppressed_reasons = {};
   ASSERT_TRUE(store_->put_account(a).is_ok());
   EXPECT_TRUE(store_->account()->suppressed_reasons.empty());
@@ -718,6 +727,13 @@ TEST_F(StoreTest, BadAccountIsRefused) {
   a = Account{};
   a.max_send_rate = -1;
   EXPECT_EQ(store_->put_account(a).message(), "MaxSendRate must be a number of at least 0");
+  a = Account{};
+  a.enforcement_status = "healthy";
+  EXPECT_EQ(store_->put_account(a).message(),
+            "EnforcementStatus 'healthy' is not HEALTHY, PROBATION or SHUTDOWN");
+  a = Account{};
+  a.reputation_reset_ms = -1;
+  EXPECT_EQ(store_->put_account(a).message(), "ReputationResetMs -1 is before 1970");
   a = Account{};
   a.max_24_hour_send = std::numeric_limits<double>::quiet_NaN();
   EXPECT_EQ(store_->put_account(a).message(), "Max24HourSend must be a number of at least 0");
@@ -877,6 +893,180 @@ TEST_F(StoreTest, AreSuppressedAnswersABulkSendInOrder) {
             (std::vector<bool>{false, true}));
 }
 
+// --- Event destinations --------------------------------------------------------------------
+
+EventDestination webhook(const std::string& set, const std::string& name) {
+  EventDestination d;
+  d.configuration_set = set;
+  d.name = name;
+  d.enabled = true;
+  d.matching_event_types = {"BOUNCE", "COMPLAINT"};
+  d.kind = EventDestination::Kind::kWebhook;
+  d.target = "https://hooks.example.com/ses";
+  d.definition_json = R"({"SnsDestination":{"TopicArn":"https://hooks.example.com/ses"}})";
+  return d;
+}
+
+TEST_F(StoreTest, EventDestinationCrud) {
+  ASSERT_TRUE(store_->create_configuration_set({"cs"}).is_ok());
+  EXPECT_EQ(*store_->event_destinations_version(), 0u);
+  ASSERT_TRUE(store_->create_event_destination(webhook("cs", "hooks")).is_ok());
+  EXPECT_EQ(*store_->event_destinations_version(), 1u);
+
+  auto l = store_->list_event_destinations("cs");
+  ASSERT_TRUE(l.is_ok()) << l.status().message();
+  ASSERT_EQ(l->size(), 1u);
+  const EventDestination& got = (*l)[0];
+  EXPECT_EQ(got.configuration_set, "cs");
+  EXPECT_EQ(got.name, "hooks");
+  EXPECT_TRUE(got.enabled);
+  EXPECT_EQ(got.matching_event_types, (std::vector<std::string>{"BOUNCE", "COMPLAINT"}));
+  EXPECT_EQ(got.kind, EventDestination::Kind::kWebhook);
+  EXPECT_EQ(got.target, "https://hooks.example.com/ses");
+  EXPECT_EQ(got.definition_json,
+            R"({"SnsDestination":{"TopicArn":"https://hooks.example.com/ses"}})");
+
+  Status dup = store_->create_event_destination(webhook("cs", "hooks"));
+  EXPECT_EQ(dup.code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(dup.message(), "Event destination 'hooks' already exists in configuration set 'cs'");
+  EXPECT_EQ(*store_->event_destinations_version(), 1u);  // a refused change is no change
+
+  EventDestination file = webhook("cs", "hooks");
+  file.enabled = false;
+  file.matching_event_types = {"DELIVERY"};
+  file.kind = EventDestination::Kind::kFile;
+  file.target = "events-1";
+  file.definition_json = "{}";
+  ASSERT_TRUE(store_->update_event_destination(file).is_ok());
+  EXPECT_EQ(*store_->event_destinations_version(), 2u);
+  reopen();
+  l = store_->list_event_destinations("cs");
+  ASSERT_EQ(l->size(), 1u);
+  EXPECT_FALSE((*l)[0].enabled);
+  EXPECT_EQ((*l)[0].matching_event_types, (std::vector<std::string>{"DELIVERY"}));
+  EXPECT_EQ((*l)[0].kind, EventDestination::Kind::kFile);
+  EXPECT_EQ((*l)[0].target, "events-1");
+  EXPECT_EQ((*l)[0].definition_json, "{}");
+  EXPECT_EQ(*store_->event_destinations_version(), 2u);  // kept in the file
+
+  ASSERT_TRUE(store_->delete_event_destination("cs", "hooks").is_ok());
+  EXPECT_EQ(*store_->event_destinations_version(), 3u);
+  EXPECT_TRUE(store_->list_event_destinations("cs")->empty());
+  Status again = store_->delete_event_destination("cs", "hooks");
+  EXPECT_EQ(again.code(), StatusCode::kNotFound);
+  EXPECT_EQ(again.message(), "Event destination 'hooks' does not exist in configuration set 'cs'");
+  Status upd = store_->update_event_destination(file);
+  EXPECT_EQ(upd.code(), StatusCode::kNotFound);
+  EXPECT_EQ(upd.message(), "Event destination 'hooks' does not exist in configuration set 'cs'");
+}
+
+TEST_F(StoreTest, EventDestinationOfAnUnknownSetIsNotFoundNamingTheSet) {
+  ASSERT_TRUE(store_->create_configuration_set({"CS"}).is_ok());
+  for (Status s : {store_->create_event_destination(webhook("cs", "a")),
+                   store_->update_event_destination(webhook("cs", "a")),
+                   store_->delete_event_destination("cs", "a"),
+                   store_->list_event_destinations("cs").status()}) {
+    EXPECT_EQ(s.code(), StatusCode::kNotFound);
+    EXPECT_EQ(s.message(), "Configuration set 'cs' does not exist");  // names are exact
+  }
+  EXPECT_EQ(*store_->event_destinations_version(), 0u);
+}
+
+TEST_F(StoreTest, EventDestinationsAreListedByNameAndBySet) {
+  for (const char* set : {"b-set", "a-set", "empty"}) {
+    ASSERT_TRUE(store_->create_configuration_set({set}).is_ok());
+  }
+  for (const char* name : {"zeta", "Alpha", "alpha", "mid"}) {
+    ASSERT_TRUE(store_->create_event_destination(webhook("b-set", name)).is_ok());
+  }
+  ASSERT_TRUE(store_->create_event_destination(webhook("a-set", "only")).is_ok());
+
+  auto names = [](const std::vector<EventDestination>& list) {
+    std::vector<std::string> out;
+    for (const auto& d : list) out.push_back(d.configuration_set + "/" + d.name);
+    return out;
+  };
+  EXPECT_EQ(names(*store_->list_event_destinations("b-set")),
+            (std::vector<std::string>{"b-set/Alpha", "b-set/alpha", "b-set/mid", "b-set/zeta"}));
+  EXPECT_TRUE(store_->list_event_destinations("empty")->empty());
+  EXPECT_EQ(names(*store_->list_event_destinations_all()),
+            (std::vector<std::string>{"a-set/only", "b-set/Alpha", "b-set/alpha", "b-set/mid",
+                                      "b-set/zeta"}));
+}
+
+TEST_F(StoreTest, DeletingAConfigurationSetDeletesItsEventDestinations) {
+  ASSERT_TRUE(store_->create_configuration_set({"gone"}).is_ok());
+  ASSERT_TRUE(store_->create_configuration_set({"kept"}).is_ok());
+  ASSERT_TRUE(store_->create_event_destination(webhook("gone", "a")).is_ok());
+  ASSERT_TRUE(store_->create_event_destination(webhook("gone", "b")).is_ok());
+  ASSERT_TRUE(store_->create_event_destination(webhook("kept", "a")).is_ok());
+  uint64_t before = *store_->event_destinations_version();
+
+  ASSERT_TRUE(store_->delete_configuration_set("gone").is_ok());
+  EXPECT_GT(*store_->event_destinations_version(), before);
+  auto all = store_->list_event_destinations_all();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].configuration_set, "kept");
+  RawDb raw(data_ / "metadata.db");
+  EXPECT_EQ(raw.integer("SELECT COUNT(*) FROM event_destination WHERE configuration_set = 'gone'"),
+            0);
+
+  // A new set of the old name starts with none.
+  ASSERT_TRUE(store_->create_configuration_set({"gone"}).is_ok());
+  EXPECT_TRUE(store_->list_event_destinations("gone")->empty());
+  ASSERT_TRUE(store_->create_event_destination(webhook("gone", "a")).is_ok());
+}
+
+TEST_F(StoreTest, BadEventDestinationIsRefused) {
+  ASSERT_TRUE(store_->create_configuration_set({"cs"}).is_ok());
+  EventDestination d = webhook("cs", "");
+  Status s = store_->create_event_destination(d);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "Event destination name is empty");
+  d = webhook("", "x");
+  EXPECT_EQ(store_->create_event_destination(d).message(), "Configuration set name is empty");
+  d = webhook("cs", "x");
+  d.matching_event_types = {};
+  EXPECT_EQ(store_->create_event_destination(d).message(),
+            "Event destination 'x' has no matching event types");
+  d.matching_event_types = {"BOUNCE", "bounce"};
+  EXPECT_EQ(store_->update_event_destination(d).message(),
+            "Event destination 'x': 'bounce' is not an SES event type");
+  d = webhook("cs", "x");
+  d.target = "";
+  EXPECT_EQ(store_->create_event_destination(d).message(), "Event destination 'x' has no target");
+  EXPECT_TRUE(store_->list_event_destinations("cs")->empty());
+}
+
+TEST_F(StoreTest, EveryEventTypeNameIsAccepted) {
+  ASSERT_TRUE(store_->create_configuration_set({"cs"}).is_ok());
+  EventDestination d = webhook("cs", "all");
+  d.matching_event_types = event_type_names();
+  ASSERT_EQ(d.matching_event_types.size(), 10u);
+  ASSERT_TRUE(store_->create_event_destination(d).is_ok());
+  EXPECT_EQ((*store_->list_event_destinations("cs"))[0].matching_event_types, event_type_names());
+  EXPECT_TRUE(is_event_type("DELIVERY_DELAY"));
+  EXPECT_FALSE(is_event_type("Delivery"));
+}
+
+TEST_F(StoreTest, DamagedEventDestinationRowFailsCleanly) {
+  ASSERT_TRUE(store_->create_configuration_set({"cs"}).is_ok());
+  ASSERT_TRUE(store_->create_event_destination(webhook("cs", "a")).is_ok());
+  {
+    RawDb raw(data_ / "metadata.db");
+    raw.exec("UPDATE event_destination SET kind = 'pigeon'");
+  }
+  auto l = store_->list_event_destinations("cs");
+  EXPECT_EQ(l.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(l.status().message(), "store: event destination 'a' has unknown kind 'pigeon'");
+  {
+    RawDb raw(data_ / "metadata.db");
+    raw.exec("UPDATE event_destination SET kind = 'file', matching_event_types = '{'");
+  }
+  EXPECT_EQ(store_->list_event_destinations_all().status().message(),
+            "store: the event types of event destination 'a' are damaged");
+}
+
 // --- Sending quota -------------------------------------------------------------------------
 
 constexpr int64_t kMinute = 60 * 1000;
@@ -917,6 +1107,110 @@ TEST_F(StoreTest, QuotaRefusesTimesBefore1970) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "record_sent: time -1 is before 1970");
   EXPECT_EQ(store_->sent_last_24_hours(-1).status().code(), StatusCode::kInvalidArgument);
+}
+
+// --- Reputation counters -------------------------------------------------------------------
+
+TEST_F(StoreTest, ReputationSumsPerScopeFromSince) {
+  ASSERT_TRUE(store_->record_reputation("", kT0, 100, 2, 1).is_ok());
+  ASSERT_TRUE(store_->record_reputation("", kT0 + 30000, 50, 1, 0).is_ok());  // same minute
+  ASSERT_TRUE(store_->record_reputation("", kT0 + kMinute, 10, 0, 3).is_ok());
+  ASSERT_TRUE(store_->record_reputation("cs", kT0, 7, 7, 7).is_ok());
+  ASSERT_TRUE(store_->record_reputation("cs", kT0 + kMinute, 0, 0, 0).is_ok());  // nothing
+
+  auto all = store_->reputation_since("", kT0, kT0 + kMinute);
+  ASSERT_TRUE(all.is_ok());
+  EXPECT_EQ(all->sent, 160u);
+  EXPECT_EQ(all->bounced, 3u);
+  EXPECT_EQ(all->complained, 4u);
+  // A later minute is not counted before its time.
+  auto first = store_->reputation_since("", kT0, kT0 + 59999);
+  EXPECT_EQ(first->sent, 150u);
+  // since inside a minute leaves that minute out: nothing from before a reset is counted.
+  auto after = store_->reputation_since("", kT0 + 1, kT0 + kMinute);
+  EXPECT_EQ(after->sent, 10u);
+  EXPECT_EQ(after->bounced, 0u);
+  EXPECT_EQ(after->complained, 3u);
+  auto cs = store_->reputation_since("cs", 0, kT0 + kDay);
+  EXPECT_EQ(cs->sent, 7u);
+  EXPECT_EQ(cs->bounced, 7u);
+  EXPECT_EQ(cs->complained, 7u);
+  EXPECT_EQ(store_->reputation_since("other", 0, kT0 + kDay)->sent, 0u);
+  // since after now sums nothing.
+  EXPECT_EQ(store_->reputation_since("", kT0 + kMinute, kT0)->sent, 0u);
+  reopen();
+  EXPECT_EQ(store_->reputation_since("", kT0, kT0 + kMinute)->sent, 160u);
+}
+
+TEST_F(StoreTest, ReputationPrunesBucketsOlderThan30Days) {
+  constexpr int64_t k30Days = 30 * kDay;
+  ASSERT_TRUE(store_->record_reputation("", kT0, 1, 0, 0).is_ok());
+  ASSERT_TRUE(store_->record_reputation("cs", kT0 + kMinute, 1, 0, 0).is_ok());
+  ASSERT_TRUE(store_->record_reputation("", kT0 + k30Days, 5, 0, 0).is_ok());
+  RawDb raw(data_ / "metadata.db");
+  // The minute of kT0 is exactly 30 days old: deleted; the next one is kept, in any scope.
+  EXPECT_EQ(raw.integer("SELECT COUNT(*) FROM reputation_minute"), 2);
+  EXPECT_EQ(raw.integer("SELECT MIN(minute) FROM reputation_minute"), kT0 / kMinute + 1);
+  EXPECT_EQ(store_->reputation_since("", 0, kT0 + k30Days)->sent, 5u);
+  EXPECT_EQ(store_->reputation_since("cs", 0, kT0 + k30Days)->sent, 1u);
+}
+
+TEST_F(StoreTest, DeletingAConfigurationSetDeletesItsReputation) {
+  ASSERT_TRUE(store_->create_configuration_set({"cs"}).is_ok());
+  ASSERT_TRUE(store_->record_reputation("cs", kT0, 10, 5, 0).is_ok());
+  ASSERT_TRUE(store_->record_reputation("", kT0, 10, 5, 0).is_ok());
+  ASSERT_TRUE(store_->delete_configuration_set("cs").is_ok());
+  EXPECT_EQ(store_->reputation_since("cs", 0, kT0)->sent, 0u);
+  EXPECT_EQ(store_->reputation_since("", 0, kT0)->sent, 10u);
+}
+
+TEST_F(StoreTest, ReputationRefusesBadTimesAndCounts) {
+  Status s = store_->record_reputation("", -1, 1, 0, 0);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "record_reputation: time -1 is before 1970");
+  s = store_->record_reputation("", kT0, 0, uint64_t{1} << 63, 0);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "record_reputation: a count is too large");
+  auto r = store_->reputation_since("", -5, kT0);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "reputation_since: time -5 is before 1970");
+  EXPECT_EQ(store_->reputation_since("", 0, -2).status().message(),
+            "reputation_since: time -2 is before 1970");
+}
+
+// --- Soft bounces --------------------------------------------------------------------------
+
+TEST_F(StoreTest, SoftBounceRunsCountUpAndResetWithoutCase) {
+  EXPECT_EQ(*store_->count_soft_bounce("Ann@X.example", kT0), 1);
+  EXPECT_EQ(*store_->count_soft_bounce("ann@x.example", kT0 + 1), 2);
+  EXPECT_EQ(*store_->count_soft_bounce("bob@x.example", kT0 + 2), 1);
+  reopen();
+  EXPECT_EQ(*store_->count_soft_bounce("ANN@x.example", kT0 + 3), 3);
+  ASSERT_TRUE(store_->reset_soft_bounces("ann@X.EXAMPLE").is_ok());
+  EXPECT_EQ(*store_->count_soft_bounce("ann@x.example", kT0 + 4), 1);
+  EXPECT_EQ(*store_->count_soft_bounce("bob@x.example", kT0 + 5), 2);
+  // Ending a run that is not there is fine (every delivery ends one).
+  EXPECT_TRUE(store_->reset_soft_bounces("nobody@x.example").is_ok());
+}
+
+TEST_F(StoreTest, SoftBounceRunOlderThan30DaysStartsAgain) {
+  constexpr int64_t k30Days = 30 * kDay;
+  EXPECT_EQ(*store_->count_soft_bounce("a@x.example", kT0), 1);
+  EXPECT_EQ(*store_->count_soft_bounce("a@x.example", kT0 + k30Days), 2);  // just within
+  EXPECT_EQ(*store_->count_soft_bounce("b@x.example", kT0), 1);
+  EXPECT_EQ(*store_->count_soft_bounce("a@x.example", kT0 + 2 * k30Days + 1), 1);
+  // b's run was pruned when the day turned.
+  RawDb raw(data_ / "metadata.db");
+  EXPECT_EQ(raw.integer("SELECT COUNT(*) FROM soft_bounce"), 1);
+}
+
+TEST_F(StoreTest, SoftBounceRefusesBadInput) {
+  auto r = store_->count_soft_bounce("", kT0);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(), "count_soft_bounce: the address is empty");
+  EXPECT_EQ(store_->count_soft_bounce("a@x.example", -1).status().message(),
+            "count_soft_bounce: time -1 is before 1970");
+  EXPECT_EQ(store_->reset_soft_bounces("").message(), "reset_soft_bounces: the address is empty");
 }
 
 // --- Threads -------------------------------------------------------------------------------
