@@ -233,7 +233,7 @@ int serve_command(const ServeArgs& args) {
   so.dispatcher.retry_initial = *parse_duration(config.events_retry_initial);
   so.dispatcher.retry_max = *parse_duration(config.events_retry_max);
   so.dispatcher.max_age = *parse_duration(config.events_max_age);
-  so.dispatcher.retention = *parse_duration(config.events_retention);
+  so.dispatcher.retention_ms = parse_duration(config.events_retention)->count();
   so.dispatcher.ca_file = config.events_ca_file;
   std::optional<std::pair<std::string, uint16_t>> feedback_at;
   if (!config.feedback_listen.empty()) {

@@ -338,7 +338,7 @@ smtp::Reply FeedbackLoop::receive(const smtp::SubmissionEnvelope& envelope) {
 Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::string& verp_token) {
   Impl& m = *impl_;
   auto report = feedback::parse_feedback(raw);
-  if (!report) return Status::invalid_argument("not a message: " + report.status().message());
+  if (!report) return Status::invalid("not a message: " + report.status().message());
   FeedbackResult result;
   result.kind = report->kind;
   if (report->kind != feedback::FeedbackKind::kBounce &&

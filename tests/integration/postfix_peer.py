@@ -242,14 +242,15 @@ class PostfixPeer:
 
     # --- life cycle ----------------------------------------------------------------------------
 
-    def start(self, feedback_port, timeout=30):
-        """Starts the instance; returns the port its smtpd listens on (127.0.0.1).
+    def start(self, feedback_port, smtp_port=None, timeout=30):
+        """Starts the instance; returns the port its smtpd listens on (127.0.0.1): smtp_port when
+        given (a caller that routes to it before Postfix runs), else a free one.
 
         Raises RuntimeError with Postfix's own words when the instance does not come up."""
         if self._started:
             raise RuntimeError("the Postfix peer is already started")
         self.feedback_port = int(feedback_port)
-        self.smtp_port = _free_port()
+        self.smtp_port = int(smtp_port) if smtp_port else _free_port()
         self._write_config()
 
         # "postfix check" creates the missing queue folders with their owners and modes (its
