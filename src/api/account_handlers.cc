@@ -51,7 +51,7 @@ Reply get_account(Services& s, Call& c) {
   if (!sent) return from_status(sent.status());
   return nlohmann::json{
       {"DedicatedIpAutoWarmupEnabled", false},
-      {"EnforcementStatus", "HEALTHY"},
+      {"EnforcementStatus", account->enforcement_status},
       {"ProductionAccessEnabled", true},
       {"SendQuota",
        {{"Max24HourSend", account->max_24_hour_send},
@@ -62,6 +62,9 @@ Reply get_account(Services& s, Call& c) {
   };
 }
 
+// Resuming sending (SendingEnabled true) also ends a pause by the reputation guard: the account
+// is HEALTHY again, the reason is cleared, and the guard counts only from now, so that the
+// bounces that paused the account do not pause it again at once.
 Reply put_account_sending_attributes(Services& s, Call& c) {
   // As SES: an absent SendingEnabled is false, which pauses sending.
   bool enabled = c.body.boolean("SendingEnabled").value_or(false);
@@ -70,6 +73,11 @@ Reply put_account_sending_attributes(Services& s, Call& c) {
   Result<store::Account> account = s.store.account();
   if (!account) return from_status(account.status());
   account->sending_enabled = enabled;
+  if (enabled) {
+    account->enforcement_status = "HEALTHY";
+    account->sending_paused_reason.clear();
+    account->reputation_reset_ms = c.now_ms();
+  }
   if (Status st = s.store.put_account(*account); !st) return from_status(st);
   return nlohmann::json::object();
 }

@@ -8,9 +8,8 @@
 #include "api/handler.h"
 
 namespace magnetic::api {
-namespace {
 
-bool check_name(Call& c, const std::string& name, const std::string& field) {
+bool check_ses_name(Call& c, const std::string& name, const std::string& field) {
   bool ok =
       !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char ch) {
         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
@@ -20,6 +19,8 @@ bool check_name(Call& c, const std::string& name, const std::string& field) {
   }
   return ok;
 }
+
+namespace {
 
 // When absent_is_false, a missing boolean is written as false (the Put... routes, as SES);
 // otherwise it is left out and Get shows the default.
@@ -157,7 +158,7 @@ Reply update_group(Services& s, Call& c, Change change) {
 Reply create_configuration_set(Services& s, Call& c) {
   store::ConfigurationSet set;
   if (auto name = c.body.string("ConfigurationSetName", Need::kRequired)) {
-    check_name(c, *name, "ConfigurationSetName");
+    check_ses_name(c, *name, "ConfigurationSetName");
     set.name = *name;
   }
   if (auto o = c.body.object("DeliveryOptions")) {
@@ -291,10 +292,22 @@ Reply put_configuration_set_reputation_options(Services& s, Call& c) {
                       [&](store::ConfigurationSet& set) { set.reputation_options = text(g); });
 }
 
+// Resuming sending is a fresh start for the reputation guard: ReputationOptions.LastFreshStart
+// becomes now (SES's field for it), and the guard counts bounces and complaints of the set only
+// from then on, so that what paused it does not pause it again at once.
 Reply put_configuration_set_sending_options(Services& s, Call& c) {
   nlohmann::json g = read_sending(c.body, true);
   c.body.finish();
-  return update_group(s, c, [&](store::ConfigurationSet& set) { set.sending_options = text(g); });
+  bool resumed = g.value("SendingEnabled", false);
+  double now = epoch_seconds(c.now_ms());
+  return update_group(s, c, [&](store::ConfigurationSet& set) {
+    set.sending_options = text(g);
+    if (resumed) {
+      nlohmann::json reputation = parse_group(set.reputation_options);
+      reputation["LastFreshStart"] = now;
+      set.reputation_options = text(reputation);
+    }
+  });
 }
 
 Reply put_configuration_set_suppression_options(Services& s, Call& c) {

@@ -102,10 +102,19 @@ Reply put_configuration_set_sending_options(Services& s, Call& c);
 Reply put_configuration_set_suppression_options(Services& s, Call& c);
 Reply put_configuration_set_tracking_options(Services& s, Call& c);
 
+Reply create_configuration_set_event_destination(Services& s, Call& c);
+Reply get_configuration_set_event_destinations(Services& s, Call& c);
+Reply update_configuration_set_event_destination(Services& s, Call& c);
+Reply delete_configuration_set_event_destination(Services& s, Call& c);
+
 Reply put_suppressed_destination(Services& s, Call& c);
 Reply get_suppressed_destination(Services& s, Call& c);
 Reply delete_suppressed_destination(Services& s, Call& c);
 Reply list_suppressed_destinations(Services& s, Call& c);
+
+// An SES name (configuration set, event destination): 1 to 64 ASCII letters, digits, '_' and
+// '-'. Otherwise fails the call naming the field and returns false.
+bool check_ses_name(Call& c, const std::string& name, const std::string& field);
 
 // A store listing's page from NextToken and PageSize query parameters (PageSize in
 // [0, max_size]; default_size when absent or 0).

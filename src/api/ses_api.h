@@ -10,6 +10,8 @@
 //   CreateEmailIdentity, GetEmailIdentity, ListEmailIdentities, DeleteEmailIdentity;
 //   CreateConfigurationSet, GetConfigurationSet, ListConfigurationSets, DeleteConfigurationSet,
 //   PutConfigurationSet{Delivery,Reputation,Sending,Suppression,Tracking}Options;
+//   CreateConfigurationSetEventDestination, GetConfigurationSetEventDestinations,
+//   UpdateConfigurationSetEventDestination, DeleteConfigurationSetEventDestination;
 //   PutSuppressedDestination, GetSuppressedDestination, DeleteSuppressedDestination,
 //   ListSuppressedDestinations.
 // ListEmailIdentities and ListConfigurationSets answer both at their GET paths (the model of the

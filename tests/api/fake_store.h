@@ -97,11 +97,67 @@ class FakeStore : public store::Store {
     return update(sets_, c.name, c, "configuration set");
   }
   Status delete_configuration_set(const std::string& n) override {
-    return erase(sets_, n, "configuration set");
+    Status s = erase(sets_, n, "configuration set");
+    if (s) {
+      std::lock_guard<std::mutex> lock(mu_);
+      destinations_.erase(n);
+      ++destinations_version_;
+    }
+    return s;
   }
   Result<store::Listing<store::ConfigurationSet>> list_configuration_sets(
       const store::Page& p) override {
     return list(sets_, p);
+  }
+
+  // Event destinations, per set by name.
+  Status create_event_destination(const store::EventDestination& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sets_.count(d.configuration_set)) return no_set(d.configuration_set);
+    auto& of_set = destinations_[d.configuration_set];
+    if (of_set.count(d.name)) {
+      return {StatusCode::kAlreadyExists, "event destination " + d.name + " exists"};
+    }
+    of_set[d.name] = d;
+    ++destinations_version_;
+    return Status::ok();
+  }
+  Status update_event_destination(const store::EventDestination& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sets_.count(d.configuration_set)) return no_set(d.configuration_set);
+    auto& of_set = destinations_[d.configuration_set];
+    auto it = of_set.find(d.name);
+    if (it == of_set.end()) return Status::not_found("no event destination " + d.name);
+    it->second = d;
+    ++destinations_version_;
+    return Status::ok();
+  }
+  Status delete_event_destination(const std::string& set, const std::string& name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sets_.count(set)) return no_set(set);
+    if (!destinations_[set].erase(name)) return Status::not_found("no event destination " + name);
+    ++destinations_version_;
+    return Status::ok();
+  }
+  Result<std::vector<store::EventDestination>> list_event_destinations(
+      const std::string& set) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sets_.count(set)) return no_set(set);
+    std::vector<store::EventDestination> out;
+    for (const auto& [n, d] : destinations_[set]) out.push_back(d);
+    return out;
+  }
+  Result<std::vector<store::EventDestination>> list_event_destinations_all() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<store::EventDestination> out;
+    for (const auto& [set, of_set] : destinations_) {
+      for (const auto& [n, d] : of_set) out.push_back(d);
+    }
+    return out;
+  }
+  Result<uint64_t> event_destinations_version() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return destinations_version_;
   }
 
   // Account.
@@ -164,6 +220,9 @@ class FakeStore : public store::Store {
   }
 
  private:
+  static Status no_set(const std::string& name) {
+    return Status::not_found("no configuration set " + name);
+  }
   static std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
@@ -226,6 +285,8 @@ class FakeStore : public store::Store {
   std::map<std::string, store::Identity> identities_;
   std::map<std::string, store::ConfigurationSet> sets_;
   std::map<std::string, store::SuppressedDestination> suppressed_;
+  std::map<std::string, std::map<std::string, store::EventDestination>> destinations_;
+  uint64_t destinations_version_ = 0;
   store::Account account_;
   uint64_t sent_ = 0;
 };

@@ -2,9 +2,10 @@
 
 The CLI signs and shapes every request itself, so this is the API as an SES user meets it: a domain
 identity with a key of our own (BYODKIM), templates, simple, raw (with an attachment), templated
-and bulk sends, the sending quota, the suppression list, configuration sets and paging. Every
-delivered message is then parsed with Python's email package and verified with dkimpy against the
-public half of the key we made. A request signed with a wrong secret must fail and send nothing.
+and bulk sends, the sending quota, the suppression list, configuration sets with their event
+destinations, and paging. Every delivered message is then parsed with Python's email package and
+verified with dkimpy against the public half of the key we made. A request signed with a wrong
+secret must fail and send nothing.
 """
 import base64
 import email.message
@@ -257,6 +258,42 @@ def main():
         h.check_eq(doc["ConfigurationSetName"], "cs1", "get-configuration-set name")
         doc = aws.ok("list-configuration-sets")
         h.check_eq(doc["ConfigurationSets"], ["cs1"], "list-configuration-sets")
+
+        # Event destinations of cs1: an SNS topic given as a URL is a webhook, a Firehose stream
+        # "file:NAME" a JSON-lines file; both are gone again before anything is sent with cs1.
+        cs = ("--configuration-set-name", "cs1")
+        hook = {"Enabled": True, "MatchingEventTypes": ["BOUNCE"],
+                "SnsDestination": {"TopicArn": "http://127.0.0.1:9/hook"}}
+        aws.ok("create-configuration-set-event-destination", *cs, "--event-destination-name", "hook",
+               "--event-destination", json.dumps(hook))
+        doc = aws.ok("get-configuration-set-event-destinations", *cs)
+        h.check_eq(doc, {"EventDestinations": [{"Name": "hook", **hook}]},
+                   "get-configuration-set-event-destinations after create")
+        aws.error("AlreadyExistsException", "CreateConfigurationSetEventDestination",
+                  "create-configuration-set-event-destination", *cs, "--event-destination-name", "hook",
+                  "--event-destination", json.dumps(hook))
+        err = aws.error("BadRequestException", "CreateConfigurationSetEventDestination",
+                        "create-configuration-set-event-destination", *cs, "--event-destination-name", "cw",
+                        "--event-destination", json.dumps({"MatchingEventTypes": ["SEND"], "CloudWatchDestination": {
+                            "DimensionConfigurations": []}}))
+        h.check("CloudWatchDestination is not supported by this service" in err, f"CloudWatch refusal: {err!r}")
+        to_file = {"Enabled": False, "MatchingEventTypes": ["DELIVERY", "COMPLAINT"],
+                   "KinesisFirehoseDestination": {"IamRoleArn": "arn:aws:iam::123456789012:role/ses",
+                                                  "DeliveryStreamArn": "file:cs1-events"}}
+        aws.ok("update-configuration-set-event-destination", *cs, "--event-destination-name", "hook",
+               "--event-destination", json.dumps(to_file))
+        doc = aws.ok("get-configuration-set-event-destinations", *cs)
+        h.check_eq(doc, {"EventDestinations": [{"Name": "hook", **to_file}]},
+                   "get-configuration-set-event-destinations after update")
+        aws.ok("delete-configuration-set-event-destination", *cs, "--event-destination-name", "hook")
+        aws.error("NotFoundException", "DeleteConfigurationSetEventDestination",
+                  "delete-configuration-set-event-destination", *cs, "--event-destination-name", "hook")
+        doc = aws.ok("get-configuration-set-event-destinations", *cs)
+        h.check_eq(doc.get("EventDestinations"), [], "event destinations after delete")
+        aws.error("NotFoundException", "GetConfigurationSetEventDestinations",
+                  "get-configuration-set-event-destinations", "--configuration-set-name", "no-such-set")
+        passed += 1
+
         doc = aws.ok("send-email", "--from-email-address", FROM, "--configuration-set-name", "cs1", "--destination",
                      json.dumps({"ToAddresses": ["dave@a.example"]}), "--content", json.dumps(templated))
         ids["dave@a.example"] = doc["MessageId"]
