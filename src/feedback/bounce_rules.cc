@@ -232,6 +232,7 @@ BounceClass BounceRules::classify(const FailureFacts& facts) const {
   std::string reason = status_reason(facts.status, 0);
   if (reason.empty()) reason = reason_from_text(facts.diagnostic);
   if (reason.empty()) reason = status_reason(facts.status, 1);
+  if (reason.empty()) reason = reason_from_text(facts.context);
   if (reason.empty() && facts.reply_code != 0) {
     std::string key = "code:" + std::to_string(facts.reply_code);
     for (const auto& r : status_rules_) {

@@ -34,6 +34,9 @@ struct FailureFacts {
   std::string_view diagnostic;  // the reply text or the DSN's Diagnostic-Code, any case
   bool permanent = false;       // the failure is final (5xx, or a DSN action "failed")
   bool after_data = false;      // the reply answered DATA or the final dot, not RCPT
+  // Text around the failure (a bounce's human-readable part) when the diagnostic itself may
+  // say too little: its wording counts after the status code, before the bare reply code.
+  std::string_view context;
 };
 
 class BounceRules {

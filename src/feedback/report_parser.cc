@@ -265,6 +265,14 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
     GMimeMultipart* mp = GMIME_MULTIPART(object);
     int n = g_mime_multipart_get_count(mp);
     for (int i = 0; i < n; ++i) walk(g_mime_multipart_get_part(mp, i), parts, depth + 1);
+    // A multipart whose boundary never occurs in its body (mangled by a gateway, or never
+    // written) leaves the whole report in the prologue: read that as the report's text.
+    if (n == 0 && !parts.has_returned) {
+      if (const char* prologue = g_mime_multipart_get_prologue(mp)) {
+        if (!parts.report_text.empty()) parts.report_text += "\n";
+        parts.report_text += prologue;
+      }
+    }
     return;
   }
   if (GMIME_IS_MESSAGE_PART(object)) {
@@ -391,8 +399,9 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
     e.hard = false;
     return;
   }
-  BounceClass c = rules.classify(
-      {e.status, e.reply_code, e.diagnostic, permanent, after_data(e.diagnostic, cx.whole_text)});
+  FailureFacts facts{e.status, e.reply_code, e.diagnostic, permanent,
+                     after_data(e.diagnostic, cx.whole_text), cx.whole_text};
+  BounceClass c = rules.classify(facts);
   // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
   // a lasting "host unknown" comes with a permanent code.
   if (c.reason == "hostunknown" && !permanent) c = rules.class_of("networkerror", false);
