@@ -413,8 +413,7 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   // time running out, whatever the last reply was.
   // Only a full mailbox or disk, or a failing local mailer, names a cause that outlasts the
   // retries more precisely than the time running out.
-  if (lc_action == "delayed" && c.reason != "mailboxfull" && c.reason != "systemfull" &&
-      c.reason != "mailererror")
+  if (lc_action == "delayed" && rules.reason_from_text(e.diagnostic).empty())
     c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
