@@ -567,7 +567,7 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
     e.recipient = hits[h].address;
     e.diagnostic = std::string(trim(diag));
     while (!e.diagnostic.empty() &&
-           std::string_view(">:.,)\"' ").find(e.diagnostic.front()) != std::string_view::npos)
+           std::string_view(">:.,)\"' \t\r\n").find(e.diagnostic.front()) != std::string_view::npos)
       e.diagnostic.erase(0, 1);
     fill_codes(e);
     out.push_back(std::move(e));
