@@ -4,6 +4,7 @@
 // that lowers a score fails here. Set MAGNETIC_SCORE_VERBOSE=1 to print every disagreement.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -118,11 +119,12 @@ Score score(const std::filesystem::path& dir, const std::vector<Row>& rows) {
       s.hard += ok_hard;
       s.recipient += ok_rcpt;
       if (verbose() && (!ok_reason || !ok_hard || !ok_rcpt)) {
-        std::printf("MISS %s want %s/%d/%s got %s/%d/%s status=%s code=%d diag=%.160s\n",
+        std::string diag = e ? e->diagnostic : "";
+        std::replace(diag.begin(), diag.end(), '\n', ' ');
+        std::printf("MISS %s want %s/%d/%s got %s/%d/%s status=%s code=%d diag=%.300s\n",
                     file.c_str(), want.c_str(), r.hard, r.recipient.c_str(),
                     e ? e->reason.c_str() : "-", e ? e->hard : -1, e ? e->recipient.c_str() : "-",
-                    e ? e->status.c_str() : "", e ? e->reply_code : 0,
-                    e ? e->diagnostic.c_str() : "");
+                    e ? e->status.c_str() : "", e ? e->reply_code : 0, diag.c_str());
       }
     }
   }
