@@ -87,7 +87,10 @@ std::vector<FoundAddress> find_addresses(std::string_view text) {
     size_t e = at + 1;
     while (e < text.size() && is_domain_char(text[e])) ++e;
     while (e > at + 1 && (text[e - 1] == '.' || text[e - 1] == '-')) --e;
-    while (b < at && (text[b] == '.' || text[b] == '\'' || text[b] == '=')) ++b;
+    // A leading '=' is usually quoted-printable debris, but "=?utf-8?..." is an encoded word.
+    while (b < at && (text[b] == '.' || text[b] == '\'' ||
+                      (text[b] == '=' && (b + 1 >= at || text[b + 1] != '?'))))
+      ++b;
     std::string_view domain = text.substr(at + 1, e - at - 1);
     if (b == at || domain.find('.') == std::string_view::npos) continue;
     out.push_back({lower(text.substr(b, e - b)), b, e});
@@ -334,6 +337,8 @@ bool starts_returned_message(const std::string& line_lc, bool prev_blank) {
       "message headers follow",
       "headers of your message follow",
       "unsent message below",
+      "unsent message follows",
+      "------- returned message",
       "this is the original message",
       "original message attached",
       "returned message follows",
@@ -496,6 +501,10 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
              std::string_view("<\"'*-•>:([").find(lead.back()) != std::string_view::npos)
         lead.remove_suffix(1);
       lead = trim(lead);
+      // Transcript lines: ">>> RCPT To:<a>", "<<< 550 <a>...", "554 <a>... Host unknown".
+      while (!lead.empty() && (lead.front() == '<' || lead.front() == '>')) lead.remove_prefix(1);
+      lead = trim(lead);
+      if (lead.size() == 3 && find_reply_code(lead) != 0) lead = "";
       static constexpr std::string_view kLabels[] = {"",
                                                      "to",
                                                      "rcpt to",
