@@ -359,15 +359,22 @@ bool starts_returned_message(const std::string& line_lc, bool prev_blank) {
 // ---- building entries ------------------------------------------------------------------------
 
 struct Context {
-  std::vector<std::string> senders;  // addresses that are ours, never a failed recipient
-  std::string whole_text;            // the human-readable text, for a second opinion
+  std::vector<std::string> senders;      // addresses that are ours, never a failed recipient
+  std::vector<std::string> report_from;  // the bounce's own From: the reporting daemon
+  std::string whole_text;                // the human-readable text, for a second opinion
 };
 
-bool is_sender(const Context& cx, const std::string& a) {
-  if (a.starts_with("mailer-daemon@") || a.starts_with("postmaster@") ||
-      a.starts_with("mailer_daemon@") || a.starts_with("mail-daemon@"))
+// `relaxed` is the second look at a text that named no recipient at all: a message sent to
+// ourselves, or to a postmaster, fails like any other, so only the reporting daemon is skipped.
+bool is_sender(const Context& cx, const std::string& a, bool relaxed) {
+  if (a.starts_with("mailer-daemon@") || a.starts_with("mailer_daemon@") ||
+      a.starts_with("mail-daemon@"))
     return true;
-  return std::find(cx.senders.begin(), cx.senders.end(), a) != cx.senders.end();
+  if (std::find(cx.report_from.begin(), cx.report_from.end(), a) != cx.report_from.end())
+    return true;
+  if (relaxed) return false;
+  return a.starts_with("postmaster@") ||
+         std::find(cx.senders.begin(), cx.senders.end(), a) != cx.senders.end();
 }
 
 // The reply answered DATA or the final dot, as bounce texts and transcripts say it.
@@ -479,7 +486,7 @@ std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& repor
 // Free-form bounce text: recipients are addresses that open a line, or failing that any
 // address that is not ours; a recipient's diagnostic is the text after it.
 std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& lines,
-                                            const Context& cx) {
+                                            const Context& cx, bool relaxed = false) {
   struct Hit {
     std::string address;
     size_t line;
@@ -489,7 +496,7 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
   for (size_t i = 0; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     for (const auto& a : find_addresses(line)) {
-      if (is_sender(cx, a.address)) continue;
+      if (is_sender(cx, a.address, relaxed)) continue;
       std::string before = lower(line.substr(0, a.begin));
       // The address right after MAIL FROM is the envelope sender, not a recipient.
       if (before.ends_with("mail from:<") || before.ends_with("mail from: <") ||
@@ -707,6 +714,8 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
   Context cx;
   for (const auto& a : find_addresses(header_value(own_headers, "To")))
     cx.senders.push_back(a.address);
+  for (const auto& a : find_addresses(header_value(own_headers, "From")))
+    cx.report_from.push_back(a.address);
   std::string returned_from = header_value(parts.returned_headers, "From");
   std::string returned_path = header_value(parts.returned_headers, "Return-Path");
   for (const auto& a : find_addresses(returned_from)) cx.senders.push_back(a.address);
@@ -841,17 +850,22 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
     }
     return report;
   }
+  // Recipients: the text, else the header that lists them, else the text once more without
+  // skipping our own addresses, else the returned message's To.
   entries = read_text_bounce(lines, cx);
-  if (entries.empty()) {
-    std::string failed = header_value(own_headers, "X-Failed-Recipients");
-    if (failed.empty()) failed = header_value(parts.returned_headers, "To");
-    for (const auto& a : find_addresses(failed)) {
+  auto first_of = [](const std::string& header) {
+    std::vector<FeedbackEntry> out;
+    for (const auto& a : find_addresses(header)) {
       FeedbackEntry e;
       e.recipient = a.address;
-      entries.push_back(std::move(e));
+      out.push_back(std::move(e));
       break;
     }
-  }
+    return out;
+  };
+  if (entries.empty()) entries = first_of(header_value(own_headers, "X-Failed-Recipients"));
+  if (entries.empty()) entries = read_text_bounce(lines, cx, true);
+  if (entries.empty()) entries = first_of(header_value(parts.returned_headers, "To"));
   std::string lc = lower(text);
   bool temporary = lc.find("temporary") != std::string::npos ||
                    lc.find("will keep trying") != std::string::npos ||
