@@ -411,8 +411,8 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
     e.hard = false;
     return;
   }
-  FailureFacts facts{e.status, e.reply_code, e.diagnostic, permanent,
-                     after_data(e.diagnostic, cx.whole_text), cx.whole_text};
+  e.after_data = after_data(e.diagnostic, cx.whole_text);
+  FailureFacts facts{e.status, e.reply_code, e.diagnostic, permanent, e.after_data, cx.whole_text};
   BounceClass c = rules.classify(facts);
   // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
   // a lasting "host unknown" comes with a permanent code.

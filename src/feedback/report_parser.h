@@ -39,6 +39,7 @@ struct FeedbackEntry {
   std::string bounce_type;         // SES: Permanent, Transient, Undetermined ("" if no bounce)
   std::string bounce_subtype;      // SES: General, NoEmail, MailboxFull, ...
   std::string feedback_type;       // ARF Feedback-Type for a complaint: abuse, opt-out, ...
+  bool after_data = false;         // the refusal answered DATA or the final dot, not RCPT
 };
 
 struct FeedbackReport {
