@@ -5,7 +5,8 @@
 //   2. A DSN (message/delivery-status, or the same fields pasted into a text part, as some
 //      gateways do) is read per recipient block: Final-Recipient, Action, Status,
 //      Diagnostic-Code, Remote-MTA.
-//   3. Otherwise a message that looks like a bounce (sent by a mailer daemon, a bounce-like
+//   3. An Amazon SES notification (the JSON that SNS mails out) is read field by field.
+//   4. Otherwise a message that looks like a bounce (sent by a mailer daemon, a bounce-like
 //      subject, an X-Failed-Recipients header) is read as free-form text: the human-readable
 //      part up to where the returned message starts, addresses that open a line (qmail,
 //      Exim, Sendmail, Gmail, Yahoo, ... all list the failed recipient that way) or, failing
@@ -23,6 +24,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "feedback/bounce_rules.h"
 #include "smtp/reply.h"
@@ -591,6 +593,117 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
   return out;
 }
 
+// ---- Amazon SES notifications ---------------------------------------------------------------
+
+// The JSON object that opens `text`, or null. SNS folds long lines inside the JSON as mail
+// headers are folded (line break, then a space), which is not valid JSON: unfolded first.
+nlohmann::json ses_notification(std::string_view text) {
+  size_t open = text.find('{');
+  if (open == std::string_view::npos || !trim(text.substr(0, open)).empty()) return nullptr;
+  if (text.find("\"notificationType\"") == std::string_view::npos) return nullptr;
+  std::string body;
+  for (size_t i = open; i < text.size(); ++i) {
+    if (text[i] == '\r') continue;
+    if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == ' ') {
+      ++i;
+      continue;
+    }
+    body.push_back(text[i]);
+  }
+  // The object ends at the brace that balances the first one, outside strings.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      nlohmann::json j = nlohmann::json::parse(body.substr(0, i + 1), nullptr, false);
+      return j.is_object() ? j : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+std::string json_string(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Entries of an SES Bounce, Delivery or Complaint notification; false when `j` is none.
+bool read_ses(const nlohmann::json& j, FeedbackReport& report) {
+  std::string type = json_string(j, "notificationType");
+  auto section = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_object() ? *it : nlohmann::json::object();
+  };
+  if (type == "Bounce") {
+    nlohmann::json bounce = section("bounce");
+    report.reporting_mta = std::string(strip_type(json_string(bounce, "reportingMTA")));
+    auto list = bounce.find("bouncedRecipients");
+    if (list == bounce.end() || !list->is_array()) return false;
+    for (const auto& r : *list) {
+      if (!r.is_object()) continue;
+      FeedbackEntry e;
+      e.recipient = first_address(json_string(r, "emailAddress"));
+      if (e.recipient.empty()) continue;
+      e.action = lower(json_string(r, "action"));
+      e.diagnostic = std::string(strip_type(json_string(r, "diagnosticCode")));
+      e.reply_code = find_reply_code(e.diagnostic);
+      std::string code = find_enhanced(json_string(r, "status"), 0);
+      if (!code.empty() && (e.reply_code == 0 || smtp::valid_enhanced_code(code, e.reply_code)))
+        e.status = code;
+      fill_codes(e);
+      report.entries.push_back(std::move(e));
+    }
+    report.kind = FeedbackKind::kBounce;
+    return true;
+  }
+  if (type == "Delivery") {
+    nlohmann::json delivery = section("delivery");
+    report.reporting_mta = json_string(delivery, "reportingMTA");
+    auto list = delivery.find("recipients");
+    if (list == delivery.end() || !list->is_array()) return false;
+    for (const auto& r : *list) {
+      if (!r.is_string()) continue;
+      FeedbackEntry e;
+      e.recipient = first_address(r.get<std::string>());
+      if (e.recipient.empty()) continue;
+      e.action = "delivered";
+      e.diagnostic = json_string(delivery, "smtpResponse");
+      fill_codes(e);
+      report.entries.push_back(std::move(e));
+    }
+    report.kind = FeedbackKind::kBounce;
+    return true;
+  }
+  if (type == "Complaint") {
+    nlohmann::json complaint = section("complaint");
+    report.feedback_type = lower(json_string(complaint, "complaintFeedbackType"));
+    if (report.feedback_type.empty()) report.feedback_type = "abuse";
+    report.user_agent = json_string(complaint, "userAgent");
+    auto list = complaint.find("complainedRecipients");
+    if (list == complaint.end() || !list->is_array()) return false;
+    for (const auto& r : *list) {
+      if (!r.is_object()) continue;
+      FeedbackEntry e;
+      e.recipient = first_address(json_string(r, "emailAddress"));
+      if (e.recipient.empty()) continue;
+      e.reason = "feedback";
+      e.feedback_type = report.feedback_type;
+      report.entries.push_back(std::move(e));
+    }
+    report.kind = FeedbackKind::kComplaint;
+    return true;
+  }
+  return false;
+}
+
 bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
   GMimeObject* obj = GMIME_OBJECT(msg);
   if (g_mime_object_get_header(obj, "X-Failed-Recipients")) return true;
@@ -837,9 +950,22 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
     return report;
   }
 
+  // 3. An SES notification.
+  if (nlohmann::json ses = ses_notification(text); !ses.is_null()) {
+    FeedbackReport from_ses = report;
+    if (read_ses(ses, from_ses)) {
+      for (auto& e : from_ses.entries) {
+        if (from_ses.kind != FeedbackKind::kBounce) break;
+        bool failed = e.action.empty() || e.action == "failed";
+        classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed");
+      }
+      return from_ses;
+    }
+  }
+
   // 4. A free-form bounce.
   if (!looks_like_bounce(msg, lower(text))) {
-    // 3. Not a bounce: An automatic reply: its author is the recipient that answered.
+    // 5. Not a bounce: an automatic reply; its author is the recipient that answered.
     if (looks_like_auto_reply(msg)) {
       report.kind = FeedbackKind::kAutoReply;
       FeedbackEntry e;
