@@ -34,6 +34,7 @@ struct FailureFacts {
   std::string_view diagnostic;  // the reply text or the DSN's Diagnostic-Code, any case
   bool permanent = false;       // the failure is final (5xx, or a DSN action "failed")
   bool after_data = false;      // the reply answered DATA or the final dot, not RCPT
+  bool after_mail_from = false;  // the reply answered MAIL FROM: it is about the sender
   // Text around the failure (a bounce's human-readable part) when the diagnostic itself may
   // say too little: its wording counts after the status code, before the bare reply code.
   std::string_view context;
@@ -84,6 +85,7 @@ class BounceRules {
   std::vector<StatusRule> status_rules_;
   std::vector<ReasonLine> reasons_;
   std::vector<std::pair<std::string, std::string>> after_data_;  // reason -> reason
+  std::vector<std::pair<std::string, std::string>> after_mail_;  // reason -> reason
 };
 
 // The rules in use: the compiled-in defaults, plus whatever load_user_bounce_rules added.

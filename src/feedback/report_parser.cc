@@ -401,21 +401,50 @@ bool after_data(std::string_view diagnostic, std::string_view whole_text) {
   return false;
 }
 
+// The reply answered MAIL FROM, as Exim ("after MAIL FROM:<...>:") and transcripts
+// (">>> MAIL FROM:<...>" then "<<< 5xx") say it.
+bool after_mail_from(std::string_view diagnostic) {
+  std::string t = normalize_diagnostic(diagnostic);
+  size_t at = t.find("mail from:");
+  if (at == std::string::npos) return false;
+  if (t.compare(at >= 6 ? at - 6 : 0, 6, "after ") == 0) return true;
+  if (at >= 4 && t.compare(at - 4, 4, ">>> ") == 0) {
+    // The reply that follows must be the next thing: no other command in between.
+    size_t reply = t.find("<<< ", at);
+    size_t command = t.find(">>> ", at + 4);
+    return reply != std::string::npos && (command == std::string::npos || reply < command);
+  }
+  return false;
+}
+
 // A reason is only a guess when it rests on no wording at all.
 bool weak(const std::string& reason) { return reason == "undefined" || reason == "onhold"; }
 
 void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   const BounceRules& rules = bounce_rules();
   std::string lc_action = lower(e.action);
-  if (lc_action == "delivered" || lc_action == "relayed" || lc_action == "expanded") {
+  // "deliverable" is Postfix's answer to an address verification request (sendmail -bv).
+  if (lc_action == "delivered" || lc_action == "relayed" || lc_action == "expanded" ||
+      lc_action == "deliverable") {
     BounceClass c = rules.class_of("delivered", false);
     e.reason = c.reason;
     e.hard = false;
     return;
   }
   e.after_data = after_data(e.diagnostic, cx.whole_text);
-  FailureFacts facts{e.status, e.reply_code, e.diagnostic, permanent, e.after_data, cx.whole_text};
+  FailureFacts facts;
+  facts.status = e.status;
+  facts.reply_code = e.reply_code;
+  facts.diagnostic = e.diagnostic;
+  facts.permanent = permanent;
+  facts.after_data = e.after_data;
+  facts.after_mail_from = after_mail_from(e.diagnostic);
+  facts.context = cx.whole_text;
   BounceClass c = rules.classify(facts);
+  // An X-Unix diagnostic is the exit status of a local delivery program (sendmail's mailers):
+  // when its text says nothing more, the program failed.
+  bool local_mailer = e.diagnostic_type == "x-unix" && rules.reason_from_text(e.diagnostic).empty();
+  if (local_mailer) c = rules.class_of("mailererror", permanent);
   // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
   // a lasting "host unknown" comes with a permanent code.
   if (c.reason == "hostunknown" && !permanent) c = rules.class_of("networkerror", false);
@@ -427,7 +456,7 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   // time running out, whatever the last reply was.
   // Only a full mailbox or disk, or a failing local mailer, names a cause that outlasts the
   // retries more precisely than the time running out.
-  if (lc_action == "delayed" && rules.reason_from_text(e.diagnostic).empty())
+  if (lc_action == "delayed" && !local_mailer && rules.reason_from_text(e.diagnostic).empty())
     c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
@@ -471,7 +500,10 @@ std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& repor
     if (e.recipient.empty()) e.recipient = e.original_recipient;
     if (e.recipient.empty()) continue;
     e.action = lower(trim(field_or(block, "action")));
-    e.diagnostic = std::string(strip_type(field_or(block, "diagnostic-code")));
+    std::string diag_field = field_or(block, "diagnostic-code");
+    e.diagnostic = std::string(strip_type(diag_field));
+    if (size_t semi = diag_field.find(';'); semi != std::string::npos && semi <= 20)
+      e.diagnostic_type = lower(trim(std::string_view(diag_field).substr(0, semi)));
     e.remote_mta = std::string(strip_type(field_or(block, "remote-mta")));
     e.reply_code = find_reply_code(e.diagnostic);
     std::string status(trim(field_or(block, "status")));
