@@ -120,6 +120,12 @@ struct Field {
 };
 using Block = std::vector<Field>;
 
+const std::string* field(const Block& b, std::string_view name) {
+  for (const auto& f : b)
+    if (f.name == name) return &f.value;
+  return nullptr;
+}
+
 // Splits a DSN/ARF body into blocks of fields separated by blank lines, unfolding
 // continuation lines. Lines that are not fields are ignored.
 std::vector<Block> read_blocks(std::string_view body) {
@@ -139,17 +145,20 @@ std::vector<Block> read_blocks(std::string_view body) {
     if (colon == std::string_view::npos || colon == 0 || colon > 40) continue;
     std::string_view name = line.substr(0, colon);
     if (name.find(' ') != std::string_view::npos) continue;
-    blocks.back().push_back({lower(name), std::string(trim(line.substr(colon + 1)))});
+    std::string lc_name = lower(name);
+    // Some MTAs run the recipient blocks together without the blank line between them: a
+    // second recipient opens a block of its own.
+    auto has = [&](std::string_view n) { return field(blocks.back(), n) != nullptr; };
+    if (has("final-recipient") &&
+        (lc_name == "final-recipient" ||
+         (lc_name == "original-recipient" && (has("action") || has("status")))))
+      blocks.emplace_back();
+    blocks.back().push_back({lc_name, std::string(trim(line.substr(colon + 1)))});
   }
   if (blocks.back().empty()) blocks.pop_back();
   return blocks;
 }
 
-const std::string* field(const Block& b, std::string_view name) {
-  for (const auto& f : b)
-    if (f.name == name) return &f.value;
-  return nullptr;
-}
 std::string field_or(const Block& b, std::string_view name) {
   const std::string* v = field(b, name);
   return v ? *v : std::string();
