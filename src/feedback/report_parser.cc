@@ -213,6 +213,8 @@ struct Parts {
   std::string feedback_report;   // message/feedback-report body
   std::string returned_headers;  // headers of the returned message
   bool has_returned = false;
+  // The returned message when it is itself a delivery report: a relay that bounced a bounce.
+  std::string returned_report;
 };
 
 std::string part_content(GMimePart* part) {
@@ -304,6 +306,14 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
     if (!parts.has_returned) {
       parts.has_returned = true;
       parts.returned_headers = headers_of(GMIME_OBJECT(inner));
+      GMimeObject* inner_mime = g_mime_message_get_mime_part(inner);
+      GMimeContentType* inner_ct = inner_mime ? g_mime_object_get_content_type(inner_mime) : nullptr;
+      const char* inner_sub = inner_ct ? g_mime_content_type_get_media_subtype(inner_ct) : nullptr;
+      if (inner_sub && lower(inner_sub) == "report") {
+        char* raw = g_mime_object_to_string(GMIME_OBJECT(inner), nullptr);
+        if (raw) parts.returned_report = raw;
+        g_free(raw);
+      }
     }
     return;
   }
@@ -851,7 +861,16 @@ const char* feedback_kind_name(FeedbackKind kind) {
   return "other";
 }
 
+namespace {
+Result<FeedbackReport> parse_report(std::string_view raw_message, int depth);
+}  // namespace
+
 Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
+  return parse_report(raw_message, 0);
+}
+
+namespace {
+Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
   GMimeMessage* msg = parse_message(raw_message);
   if (!msg) return Status::invalid("not an RFC 5322 message");
   struct Unref {
@@ -971,6 +990,13 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
         lc.find("original-recipient:") != std::string::npos)
       entries = read_dsn(text, report);
   }
+  // A report that returns another report and names no recipient of its own reports on the
+  // inner one's recipients.
+  if (entries.empty() && !parts.returned_report.empty() && depth == 0 &&
+      read_text_bounce(lines, cx).empty()) {
+    auto inner = parse_report(parts.returned_report, depth + 1);
+    if (inner && inner->kind == FeedbackKind::kBounce && !inner->entries.empty()) return inner;
+  }
   if (!entries.empty()) {
     // Where the DSN's own diagnostic is empty, the text beside it may say more.
     auto from_text = read_text_bounce(lines, cx);
@@ -1048,5 +1074,7 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
   report.entries = std::move(entries);
   return report;
 }
+
+}  // namespace
 
 }  // namespace magnetic::feedback
