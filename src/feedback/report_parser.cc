@@ -792,7 +792,9 @@ bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
   static constexpr std::string_view kBodies[] = {
       "could not be delivered",    "was not delivered", "delivery has failed",
       "permanent error",           "undeliverable",     "unable to deliver",
-      "delivery to the following", "following address", "following recipient"};
+      "delivery to the following", "following address", "following recipient",
+      // A list manager that refuses a post returns it as well.
+      "not a member of this mailing list"};
   for (auto s : kBodies)
     if (text_lc.find(s) != std::string::npos) return true;
   return false;
