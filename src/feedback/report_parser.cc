@@ -307,7 +307,8 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
       parts.has_returned = true;
       parts.returned_headers = headers_of(GMIME_OBJECT(inner));
       GMimeObject* inner_mime = g_mime_message_get_mime_part(inner);
-      GMimeContentType* inner_ct = inner_mime ? g_mime_object_get_content_type(inner_mime) : nullptr;
+      GMimeContentType* inner_ct =
+          inner_mime ? g_mime_object_get_content_type(inner_mime) : nullptr;
       const char* inner_sub = inner_ct ? g_mime_content_type_get_media_subtype(inner_ct) : nullptr;
       if (inner_sub && lower(inner_sub) == "report") {
         char* raw = g_mime_object_to_string(GMIME_OBJECT(inner), nullptr);
@@ -655,10 +656,7 @@ nlohmann::json ses_notification(std::string_view text) {
   std::string body;
   for (size_t i = open; i < text.size(); ++i) {
     if (text[i] == '\r') continue;
-    if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == ' ') {
-      ++i;
-      continue;
-    }
+    if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == ' ') continue;
     body.push_back(text[i]);
   }
   // The object ends at the brace that balances the first one, outside strings.
@@ -667,8 +665,10 @@ nlohmann::json ses_notification(std::string_view text) {
   for (size_t i = 0; i < body.size(); ++i) {
     char c = body[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{') {
@@ -790,9 +790,9 @@ bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
   for (auto s : kSubjects)
     if (subject.find(s) != std::string::npos) return true;
   static constexpr std::string_view kBodies[] = {
-      "could not be delivered",    "was not delivered", "delivery has failed",
-      "permanent error",           "undeliverable",     "unable to deliver",
-      "delivery to the following", "following address", "following recipient",
+      "could not be delivered", "was not delivered", "delivery has failed", "permanent error",
+      "undeliverable", "unable to deliver", "delivery to the following", "following address",
+      "following recipient",
       // A list manager that refuses a post returns it as well.
       "not a member of this mailing list"};
   for (auto s : kBodies)
