@@ -109,6 +109,7 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
   std::vector<StatusRule> statuses;
   std::vector<ReasonLine> reasons;
   std::vector<std::pair<std::string, std::string>> after_data;
+  std::vector<std::pair<std::string, std::string>> after_mail;
   int line_no = 0;
   size_t start = 0;
   while (start < text.size()) {
@@ -143,6 +144,8 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
       statuses.push_back({pattern, reason, kind == "status!", kind == "status?"});
     } else if (kind == "data") {
       after_data.emplace_back(reason, std::string(f[2]));
+    } else if (kind == "mail") {
+      after_mail.emplace_back(reason, std::string(f[2]));
     } else if (kind == "code") {
       std::string code(f[2]);
       if (code.size() != 3 || code[0] < '2' || code[0] > '5') return bad("code must be NNN");
@@ -170,6 +173,8 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
   text_rules_ = std::move(texts);
   after_data.insert(after_data.end(), after_data_.begin(), after_data_.end());
   after_data_ = std::move(after_data);
+  after_mail.insert(after_mail.end(), after_mail_.begin(), after_mail_.end());
+  after_mail_ = std::move(after_mail);
   statuses.insert(statuses.end(), status_rules_.begin(), status_rules_.end());
   status_rules_ = std::move(statuses);
   for (const auto& l : reasons_) {
@@ -232,6 +237,7 @@ BounceClass BounceRules::classify(const FailureFacts& facts) const {
   std::string reason = status_reason(facts.status, 0);
   if (reason.empty()) reason = reason_from_text(facts.diagnostic);
   if (reason.empty()) reason = status_reason(facts.status, 1);
+  if (reason.empty()) reason = reason_from_text(facts.context);
   if (reason.empty() && facts.reply_code != 0) {
     std::string key = "code:" + std::to_string(facts.reply_code);
     for (const auto& r : status_rules_) {
@@ -247,14 +253,16 @@ BounceClass BounceRules::classify(const FailureFacts& facts) const {
                    normalize_diagnostic(facts.diagnostic).empty();
     reason = nothing ? "onhold" : "undefined";
   }
-  if (facts.after_data) {
-    for (const auto& [from, to] : after_data_) {
+  auto remap = [&](const std::vector<std::pair<std::string, std::string>>& table) {
+    for (const auto& [from, to] : table) {
       if (from == reason) {
         reason = to;
-        break;
+        return;
       }
     }
-  }
+  };
+  if (facts.after_mail_from) remap(after_mail_);
+  if (facts.after_data) remap(after_data_);
   return class_of(reason, facts.permanent);
 }
 

@@ -29,11 +29,15 @@ struct BounceClass {
 
 // The inputs of one classification. Any of them may be empty/0.
 struct FailureFacts {
-  std::string_view status;      // enhanced status code "5.1.1", already validated, or ""
-  int reply_code = 0;           // 550, 421, ... or 0
-  std::string_view diagnostic;  // the reply text or the DSN's Diagnostic-Code, any case
-  bool permanent = false;       // the failure is final (5xx, or a DSN action "failed")
-  bool after_data = false;      // the reply answered DATA or the final dot, not RCPT
+  std::string_view status;       // enhanced status code "5.1.1", already validated, or ""
+  int reply_code = 0;            // 550, 421, ... or 0
+  std::string_view diagnostic;   // the reply text or the DSN's Diagnostic-Code, any case
+  bool permanent = false;        // the failure is final (5xx, or a DSN action "failed")
+  bool after_data = false;       // the reply answered DATA or the final dot, not RCPT
+  bool after_mail_from = false;  // the reply answered MAIL FROM: it is about the sender
+  // Text around the failure (a bounce's human-readable part) when the diagnostic itself may
+  // say too little: its wording counts after the status code, before the bare reply code.
+  std::string_view context;
 };
 
 class BounceRules {
@@ -81,6 +85,7 @@ class BounceRules {
   std::vector<StatusRule> status_rules_;
   std::vector<ReasonLine> reasons_;
   std::vector<std::pair<std::string, std::string>> after_data_;  // reason -> reason
+  std::vector<std::pair<std::string, std::string>> after_mail_;  // reason -> reason
 };
 
 // The rules in use: the compiled-in defaults, plus whatever load_user_bounce_rules added.

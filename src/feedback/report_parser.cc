@@ -5,7 +5,8 @@
 //   2. A DSN (message/delivery-status, or the same fields pasted into a text part, as some
 //      gateways do) is read per recipient block: Final-Recipient, Action, Status,
 //      Diagnostic-Code, Remote-MTA.
-//   3. Otherwise a message that looks like a bounce (sent by a mailer daemon, a bounce-like
+//   3. An Amazon SES notification (the JSON that SNS mails out) is read field by field.
+//   4. Otherwise a message that looks like a bounce (sent by a mailer daemon, a bounce-like
 //      subject, an X-Failed-Recipients header) is read as free-form text: the human-readable
 //      part up to where the returned message starts, addresses that open a line (qmail,
 //      Exim, Sendmail, Gmail, Yahoo, ... all list the failed recipient that way) or, failing
@@ -23,6 +24,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "feedback/bounce_rules.h"
 #include "smtp/reply.h"
@@ -87,7 +89,10 @@ std::vector<FoundAddress> find_addresses(std::string_view text) {
     size_t e = at + 1;
     while (e < text.size() && is_domain_char(text[e])) ++e;
     while (e > at + 1 && (text[e - 1] == '.' || text[e - 1] == '-')) --e;
-    while (b < at && (text[b] == '.' || text[b] == '\'' || text[b] == '=')) ++b;
+    // A leading '=' is usually quoted-printable debris, but "=?utf-8?..." is an encoded word.
+    while (b < at && (text[b] == '.' || text[b] == '\'' ||
+                      (text[b] == '=' && (b + 1 >= at || text[b + 1] != '?'))))
+      ++b;
     std::string_view domain = text.substr(at + 1, e - at - 1);
     if (b == at || domain.find('.') == std::string_view::npos) continue;
     out.push_back({lower(text.substr(b, e - b)), b, e});
@@ -115,6 +120,12 @@ struct Field {
 };
 using Block = std::vector<Field>;
 
+const std::string* field(const Block& b, std::string_view name) {
+  for (const auto& f : b)
+    if (f.name == name) return &f.value;
+  return nullptr;
+}
+
 // Splits a DSN/ARF body into blocks of fields separated by blank lines, unfolding
 // continuation lines. Lines that are not fields are ignored.
 std::vector<Block> read_blocks(std::string_view body) {
@@ -134,17 +145,20 @@ std::vector<Block> read_blocks(std::string_view body) {
     if (colon == std::string_view::npos || colon == 0 || colon > 40) continue;
     std::string_view name = line.substr(0, colon);
     if (name.find(' ') != std::string_view::npos) continue;
-    blocks.back().push_back({lower(name), std::string(trim(line.substr(colon + 1)))});
+    std::string lc_name = lower(name);
+    // Some MTAs run the recipient blocks together without the blank line between them: a
+    // second recipient opens a block of its own.
+    auto has = [&](std::string_view n) { return field(blocks.back(), n) != nullptr; };
+    if (has("final-recipient") &&
+        (lc_name == "final-recipient" ||
+         (lc_name == "original-recipient" && (has("action") || has("status")))))
+      blocks.emplace_back();
+    blocks.back().push_back({lc_name, std::string(trim(line.substr(colon + 1)))});
   }
   if (blocks.back().empty()) blocks.pop_back();
   return blocks;
 }
 
-const std::string* field(const Block& b, std::string_view name) {
-  for (const auto& f : b)
-    if (f.name == name) return &f.value;
-  return nullptr;
-}
 std::string field_or(const Block& b, std::string_view name) {
   const std::string* v = field(b, name);
   return v ? *v : std::string();
@@ -199,6 +213,8 @@ struct Parts {
   std::string feedback_report;   // message/feedback-report body
   std::string returned_headers;  // headers of the returned message
   bool has_returned = false;
+  // The returned message when it is itself a delivery report: a relay that bounced a bounce.
+  std::string returned_report;
 };
 
 std::string part_content(GMimePart* part) {
@@ -265,6 +281,14 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
     GMimeMultipart* mp = GMIME_MULTIPART(object);
     int n = g_mime_multipart_get_count(mp);
     for (int i = 0; i < n; ++i) walk(g_mime_multipart_get_part(mp, i), parts, depth + 1);
+    // A multipart whose boundary never occurs in its body (mangled by a gateway, or never
+    // written) leaves the whole report in the prologue: read that as the report's text.
+    if (n == 0 && !parts.has_returned) {
+      if (const char* prologue = g_mime_multipart_get_prologue(mp)) {
+        if (!parts.report_text.empty()) parts.report_text += "\n";
+        parts.report_text += prologue;
+      }
+    }
     return;
   }
   if (GMIME_IS_MESSAGE_PART(object)) {
@@ -282,6 +306,15 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
     if (!parts.has_returned) {
       parts.has_returned = true;
       parts.returned_headers = headers_of(GMIME_OBJECT(inner));
+      GMimeObject* inner_mime = g_mime_message_get_mime_part(inner);
+      GMimeContentType* inner_ct =
+          inner_mime ? g_mime_object_get_content_type(inner_mime) : nullptr;
+      const char* inner_sub = inner_ct ? g_mime_content_type_get_media_subtype(inner_ct) : nullptr;
+      if (inner_sub && lower(inner_sub) == "report") {
+        char* raw = g_mime_object_to_string(GMIME_OBJECT(inner), nullptr);
+        if (raw) parts.returned_report = raw;
+        g_free(raw);
+      }
     }
     return;
   }
@@ -326,6 +359,8 @@ bool starts_returned_message(const std::string& line_lc, bool prev_blank) {
       "message headers follow",
       "headers of your message follow",
       "unsent message below",
+      "unsent message follows",
+      "------- returned message",
       "this is the original message",
       "original message attached",
       "returned message follows",
@@ -346,15 +381,22 @@ bool starts_returned_message(const std::string& line_lc, bool prev_blank) {
 // ---- building entries ------------------------------------------------------------------------
 
 struct Context {
-  std::vector<std::string> senders;  // addresses that are ours, never a failed recipient
-  std::string whole_text;            // the human-readable text, for a second opinion
+  std::vector<std::string> senders;      // addresses that are ours, never a failed recipient
+  std::vector<std::string> report_from;  // the bounce's own From: the reporting daemon
+  std::string whole_text;                // the human-readable text, for a second opinion
 };
 
-bool is_sender(const Context& cx, const std::string& a) {
-  if (a.starts_with("mailer-daemon@") || a.starts_with("postmaster@") ||
-      a.starts_with("mailer_daemon@") || a.starts_with("mail-daemon@"))
+// `relaxed` is the second look at a text that named no recipient at all: a message sent to
+// ourselves, or to a postmaster, fails like any other, so only the reporting daemon is skipped.
+bool is_sender(const Context& cx, const std::string& a, bool relaxed) {
+  if (a.starts_with("mailer-daemon@") || a.starts_with("mailer_daemon@") ||
+      a.starts_with("mail-daemon@"))
     return true;
-  return std::find(cx.senders.begin(), cx.senders.end(), a) != cx.senders.end();
+  if (std::find(cx.report_from.begin(), cx.report_from.end(), a) != cx.report_from.end())
+    return true;
+  if (relaxed) return false;
+  return a.starts_with("postmaster@") ||
+         std::find(cx.senders.begin(), cx.senders.end(), a) != cx.senders.end();
 }
 
 // The reply answered DATA or the final dot, as bounce texts and transcripts say it.
@@ -379,20 +421,50 @@ bool after_data(std::string_view diagnostic, std::string_view whole_text) {
   return false;
 }
 
+// The reply answered MAIL FROM, as Exim ("after MAIL FROM:<...>:") and transcripts
+// (">>> MAIL FROM:<...>" then "<<< 5xx") say it.
+bool after_mail_from(std::string_view diagnostic) {
+  std::string t = normalize_diagnostic(diagnostic);
+  size_t at = t.find("mail from:");
+  if (at == std::string::npos) return false;
+  if (t.compare(at >= 6 ? at - 6 : 0, 6, "after ") == 0) return true;
+  if (at >= 4 && t.compare(at - 4, 4, ">>> ") == 0) {
+    // The reply that follows must be the next thing: no other command in between.
+    size_t reply = t.find("<<< ", at);
+    size_t command = t.find(">>> ", at + 4);
+    return reply != std::string::npos && (command == std::string::npos || reply < command);
+  }
+  return false;
+}
+
 // A reason is only a guess when it rests on no wording at all.
 bool weak(const std::string& reason) { return reason == "undefined" || reason == "onhold"; }
 
 void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   const BounceRules& rules = bounce_rules();
   std::string lc_action = lower(e.action);
-  if (lc_action == "delivered" || lc_action == "relayed" || lc_action == "expanded") {
+  // "deliverable" is Postfix's answer to an address verification request (sendmail -bv).
+  if (lc_action == "delivered" || lc_action == "relayed" || lc_action == "expanded" ||
+      lc_action == "deliverable") {
     BounceClass c = rules.class_of("delivered", false);
     e.reason = c.reason;
     e.hard = false;
     return;
   }
-  BounceClass c = rules.classify(
-      {e.status, e.reply_code, e.diagnostic, permanent, after_data(e.diagnostic, cx.whole_text)});
+  e.after_data = after_data(e.diagnostic, cx.whole_text);
+  FailureFacts facts;
+  facts.status = e.status;
+  facts.reply_code = e.reply_code;
+  facts.diagnostic = e.diagnostic;
+  facts.permanent = permanent;
+  facts.after_data = e.after_data;
+  facts.after_mail_from = after_mail_from(e.diagnostic);
+  facts.context = cx.whole_text;
+  BounceClass c = rules.classify(facts);
+  // An X-Unix diagnostic is the exit status of a local delivery program (sendmail's mailers):
+  // when its text says nothing more, the program failed.
+  bool local_mailer = e.diagnostic_type == "x-unix" && rules.reason_from_text(e.diagnostic).empty();
+  if (local_mailer) c = rules.class_of("mailererror", permanent);
   // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
   // a lasting "host unknown" comes with a permanent code.
   if (c.reason == "hostunknown" && !permanent) c = rules.class_of("networkerror", false);
@@ -404,8 +476,7 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   // time running out, whatever the last reply was.
   // Only a full mailbox or disk, or a failing local mailer, names a cause that outlasts the
   // retries more precisely than the time running out.
-  if (lc_action == "delayed" && c.reason != "mailboxfull" && c.reason != "systemfull" &&
-      c.reason != "mailererror")
+  if (lc_action == "delayed" && !local_mailer && rules.reason_from_text(e.diagnostic).empty())
     c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
@@ -449,7 +520,10 @@ std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& repor
     if (e.recipient.empty()) e.recipient = e.original_recipient;
     if (e.recipient.empty()) continue;
     e.action = lower(trim(field_or(block, "action")));
-    e.diagnostic = std::string(strip_type(field_or(block, "diagnostic-code")));
+    std::string diag_field = field_or(block, "diagnostic-code");
+    e.diagnostic = std::string(strip_type(diag_field));
+    if (size_t semi = diag_field.find(';'); semi != std::string::npos && semi <= 20)
+      e.diagnostic_type = lower(trim(std::string_view(diag_field).substr(0, semi)));
     e.remote_mta = std::string(strip_type(field_or(block, "remote-mta")));
     e.reply_code = find_reply_code(e.diagnostic);
     std::string status(trim(field_or(block, "status")));
@@ -466,7 +540,7 @@ std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& repor
 // Free-form bounce text: recipients are addresses that open a line, or failing that any
 // address that is not ours; a recipient's diagnostic is the text after it.
 std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& lines,
-                                            const Context& cx) {
+                                            const Context& cx, bool relaxed = false) {
   struct Hit {
     std::string address;
     size_t line;
@@ -476,7 +550,7 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
   for (size_t i = 0; i < lines.size(); ++i) {
     std::string_view line = lines[i];
     for (const auto& a : find_addresses(line)) {
-      if (is_sender(cx, a.address)) continue;
+      if (is_sender(cx, a.address, relaxed)) continue;
       std::string before = lower(line.substr(0, a.begin));
       // The address right after MAIL FROM is the envelope sender, not a recipient.
       if (before.ends_with("mail from:<") || before.ends_with("mail from: <") ||
@@ -488,6 +562,10 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
              std::string_view("<\"'*-•>:([").find(lead.back()) != std::string_view::npos)
         lead.remove_suffix(1);
       lead = trim(lead);
+      // Transcript lines: ">>> RCPT To:<a>", "<<< 550 <a>...", "554 <a>... Host unknown".
+      while (!lead.empty() && (lead.front() == '<' || lead.front() == '>')) lead.remove_prefix(1);
+      lead = trim(lead);
+      if (lead.size() == 3 && find_reply_code(lead) != 0) lead = "";
       static constexpr std::string_view kLabels[] = {"",
                                                      "to",
                                                      "rcpt to",
@@ -559,12 +637,122 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
     e.recipient = hits[h].address;
     e.diagnostic = std::string(trim(diag));
     while (!e.diagnostic.empty() &&
-           std::string_view(">:.,)\"' ").find(e.diagnostic.front()) != std::string_view::npos)
+           std::string_view(">:.,)\"' \t\r\n").find(e.diagnostic.front()) != std::string_view::npos)
       e.diagnostic.erase(0, 1);
     fill_codes(e);
     out.push_back(std::move(e));
   }
   return out;
+}
+
+// ---- Amazon SES notifications ---------------------------------------------------------------
+
+// The JSON object that opens `text`, or null. SNS folds long lines inside the JSON as mail
+// headers are folded (line break, then a space), which is not valid JSON: unfolded first.
+nlohmann::json ses_notification(std::string_view text) {
+  size_t open = text.find('{');
+  if (open == std::string_view::npos || !trim(text.substr(0, open)).empty()) return nullptr;
+  if (text.find("\"notificationType\"") == std::string_view::npos) return nullptr;
+  std::string body;
+  for (size_t i = open; i < text.size(); ++i) {
+    if (text[i] == '\r') continue;
+    if (text[i] == '\n' && i + 1 < text.size() && text[i + 1] == ' ') continue;
+    body.push_back(text[i]);
+  }
+  // The object ends at the brace that balances the first one, outside strings.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      nlohmann::json j = nlohmann::json::parse(body.substr(0, i + 1), nullptr, false);
+      return j.is_object() ? j : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+std::string json_string(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// Entries of an SES Bounce, Delivery or Complaint notification; false when `j` is none.
+bool read_ses(const nlohmann::json& j, FeedbackReport& report) {
+  std::string type = json_string(j, "notificationType");
+  auto section = [&](const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_object() ? *it : nlohmann::json::object();
+  };
+  if (type == "Bounce") {
+    nlohmann::json bounce = section("bounce");
+    report.reporting_mta = std::string(strip_type(json_string(bounce, "reportingMTA")));
+    auto list = bounce.find("bouncedRecipients");
+    if (list == bounce.end() || !list->is_array()) return false;
+    for (const auto& r : *list) {
+      if (!r.is_object()) continue;
+      FeedbackEntry e;
+      e.recipient = first_address(json_string(r, "emailAddress"));
+      if (e.recipient.empty()) continue;
+      e.action = lower(json_string(r, "action"));
+      e.diagnostic = std::string(strip_type(json_string(r, "diagnosticCode")));
+      e.reply_code = find_reply_code(e.diagnostic);
+      std::string code = find_enhanced(json_string(r, "status"), 0);
+      if (!code.empty() && (e.reply_code == 0 || smtp::valid_enhanced_code(code, e.reply_code)))
+        e.status = code;
+      fill_codes(e);
+      report.entries.push_back(std::move(e));
+    }
+    report.kind = FeedbackKind::kBounce;
+    return true;
+  }
+  if (type == "Delivery") {
+    nlohmann::json delivery = section("delivery");
+    report.reporting_mta = json_string(delivery, "reportingMTA");
+    auto list = delivery.find("recipients");
+    if (list == delivery.end() || !list->is_array()) return false;
+    for (const auto& r : *list) {
+      if (!r.is_string()) continue;
+      FeedbackEntry e;
+      e.recipient = first_address(r.get<std::string>());
+      if (e.recipient.empty()) continue;
+      e.action = "delivered";
+      e.diagnostic = json_string(delivery, "smtpResponse");
+      fill_codes(e);
+      report.entries.push_back(std::move(e));
+    }
+    report.kind = FeedbackKind::kBounce;
+    return true;
+  }
+  if (type == "Complaint") {
+    nlohmann::json complaint = section("complaint");
+    report.feedback_type = lower(json_string(complaint, "complaintFeedbackType"));
+    if (report.feedback_type.empty()) report.feedback_type = "abuse";
+    report.user_agent = json_string(complaint, "userAgent");
+    auto list = complaint.find("complainedRecipients");
+    if (list == complaint.end() || !list->is_array()) return false;
+    for (const auto& r : *list) {
+      if (!r.is_object()) continue;
+      FeedbackEntry e;
+      e.recipient = first_address(json_string(r, "emailAddress"));
+      if (e.recipient.empty()) continue;
+      e.reason = "feedback";
+      e.feedback_type = report.feedback_type;
+      report.entries.push_back(std::move(e));
+    }
+    report.kind = FeedbackKind::kComplaint;
+    return true;
+  }
+  return false;
 }
 
 bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
@@ -602,9 +790,11 @@ bool looks_like_bounce(GMimeMessage* msg, const std::string& text_lc) {
   for (auto s : kSubjects)
     if (subject.find(s) != std::string::npos) return true;
   static constexpr std::string_view kBodies[] = {
-      "could not be delivered",    "was not delivered", "delivery has failed",
-      "permanent error",           "undeliverable",     "unable to deliver",
-      "delivery to the following", "following address", "following recipient"};
+      "could not be delivered", "was not delivered", "delivery has failed", "permanent error",
+      "undeliverable", "unable to deliver", "delivery to the following", "following address",
+      "following recipient",
+      // A list manager that refuses a post returns it as well.
+      "not a member of this mailing list"};
   for (auto s : kBodies)
     if (text_lc.find(s) != std::string::npos) return true;
   return false;
@@ -673,7 +863,16 @@ const char* feedback_kind_name(FeedbackKind kind) {
   return "other";
 }
 
+namespace {
+Result<FeedbackReport> parse_report(std::string_view raw_message, int depth);
+}  // namespace
+
 Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
+  return parse_report(raw_message, 0);
+}
+
+namespace {
+Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
   GMimeMessage* msg = parse_message(raw_message);
   if (!msg) return Status::invalid("not an RFC 5322 message");
   struct Unref {
@@ -690,6 +889,8 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
   Context cx;
   for (const auto& a : find_addresses(header_value(own_headers, "To")))
     cx.senders.push_back(a.address);
+  for (const auto& a : find_addresses(header_value(own_headers, "From")))
+    cx.report_from.push_back(a.address);
   std::string returned_from = header_value(parts.returned_headers, "From");
   std::string returned_path = header_value(parts.returned_headers, "Return-Path");
   for (const auto& a : find_addresses(returned_from)) cx.senders.push_back(a.address);
@@ -791,6 +992,13 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
         lc.find("original-recipient:") != std::string::npos)
       entries = read_dsn(text, report);
   }
+  // A report that returns another report and names no recipient of its own reports on the
+  // inner one's recipients.
+  if (entries.empty() && !parts.returned_report.empty() && depth == 0 &&
+      read_text_bounce(lines, cx).empty()) {
+    auto inner = parse_report(parts.returned_report, depth + 1);
+    if (inner && inner->kind == FeedbackKind::kBounce && !inner->entries.empty()) return inner;
+  }
   if (!entries.empty()) {
     // Where the DSN's own diagnostic is empty, the text beside it may say more.
     auto from_text = read_text_bounce(lines, cx);
@@ -811,9 +1019,22 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
     return report;
   }
 
+  // 3. An SES notification.
+  if (nlohmann::json ses = ses_notification(text); !ses.is_null()) {
+    FeedbackReport from_ses = report;
+    if (read_ses(ses, from_ses)) {
+      for (auto& e : from_ses.entries) {
+        if (from_ses.kind != FeedbackKind::kBounce) break;
+        bool failed = e.action.empty() || e.action == "failed";
+        classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed");
+      }
+      return from_ses;
+    }
+  }
+
   // 4. A free-form bounce.
   if (!looks_like_bounce(msg, lower(text))) {
-    // 3. Not a bounce: An automatic reply: its author is the recipient that answered.
+    // 5. Not a bounce: an automatic reply; its author is the recipient that answered.
     if (looks_like_auto_reply(msg)) {
       report.kind = FeedbackKind::kAutoReply;
       FeedbackEntry e;
@@ -824,17 +1045,22 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
     }
     return report;
   }
+  // Recipients: the text, else the header that lists them, else the text once more without
+  // skipping our own addresses, else the returned message's To.
   entries = read_text_bounce(lines, cx);
-  if (entries.empty()) {
-    std::string failed = header_value(own_headers, "X-Failed-Recipients");
-    if (failed.empty()) failed = header_value(parts.returned_headers, "To");
-    for (const auto& a : find_addresses(failed)) {
+  auto first_of = [](const std::string& header) {
+    std::vector<FeedbackEntry> out;
+    for (const auto& a : find_addresses(header)) {
       FeedbackEntry e;
       e.recipient = a.address;
-      entries.push_back(std::move(e));
+      out.push_back(std::move(e));
       break;
     }
-  }
+    return out;
+  };
+  if (entries.empty()) entries = first_of(header_value(own_headers, "X-Failed-Recipients"));
+  if (entries.empty()) entries = read_text_bounce(lines, cx, true);
+  if (entries.empty()) entries = first_of(header_value(parts.returned_headers, "To"));
   std::string lc = lower(text);
   bool temporary = lc.find("temporary") != std::string::npos ||
                    lc.find("will keep trying") != std::string::npos ||
@@ -850,5 +1076,7 @@ Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
   report.entries = std::move(entries);
   return report;
 }
+
+}  // namespace
 
 }  // namespace magnetic::feedback

@@ -33,12 +33,14 @@ struct FeedbackEntry {
   std::string status;              // enhanced status code "5.1.1", validated; "" if none
   int reply_code = 0;              // the SMTP reply code found in the diagnostic; 0 if none
   std::string diagnostic;          // Diagnostic-Code without its type, or the bounce's text
+  std::string diagnostic_type;     // the Diagnostic-Code's type, lower case: "smtp", "x-unix"
   std::string remote_mta;          // DSN Remote-MTA without its type
   std::string reason;              // bounce class: "userunknown", ..., "feedback", "vacation"
   bool hard = false;               // the address is bad and should be suppressed
   std::string bounce_type;         // SES: Permanent, Transient, Undetermined ("" if no bounce)
   std::string bounce_subtype;      // SES: General, NoEmail, MailboxFull, ...
   std::string feedback_type;       // ARF Feedback-Type for a complaint: abuse, opt-out, ...
+  bool after_data = false;         // the refusal answered DATA or the final dot, not RCPT
 };
 
 struct FeedbackReport {

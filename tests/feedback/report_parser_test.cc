@@ -99,5 +99,103 @@ TEST(ReportParser, OrdinaryMailIsOther) {
   EXPECT_TRUE(r->entries.empty());
 }
 
+// Regression (dsn_blocks_without_blank_line): two recipient blocks run together are two
+// recipients, each with its own status.
+TEST(ReportParser, DsnRecipientBlocksWithoutABlankLineBetweenThem) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "Subject: Undeliverable\n"
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n"
+      "\n"
+      "--B\n"
+      "Content-Type: message/delivery-status\n"
+      "\n"
+      "Reporting-MTA: dns; mx.example.net\n"
+      "Final-Recipient: rfc822; full@example.com\n"
+      "Action: failed\n"
+      "Status: 5.2.2\n"
+      "Final-Recipient: rfc822; gone@example.com\n"
+      "Original-Recipient: rfc822;gone@example.com\n"
+      "Action: failed\n"
+      "Status: 5.1.1\n"
+      "--B--\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 2u);
+  EXPECT_EQ(r->entries[0].recipient, "full@example.com");
+  EXPECT_EQ(r->entries[0].reason, "mailboxfull");
+  EXPECT_EQ(r->entries[1].recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[1].original_recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[1].reason, "userunknown");
+}
+
+// Regression (multipart_boundary_missing): a report whose boundary never occurs is read as
+// one text, DSN fields included.
+TEST(ReportParser, MultipartWhoseBoundaryNeverOccursIsReadAsText) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "Subject: Returned mail\n"
+      "MIME-Version: 1.0\n"
+      "Content-Type: multipart/report; boundary=\"not-in-the-body\"\n"
+      "\n"
+      "   ----- The following addresses had permanent fatal errors -----\n"
+      "<gone@example.com>\n"
+      "\n"
+      "Final-Recipient: RFC822; <gone@example.com>\n"
+      "Action: failed\n"
+      "Status: 5.1.1\n");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[0].status, "5.1.1");
+  EXPECT_EQ(r->entries[0].reason, "userunknown");
+}
+
+// An SES notification mailed by SNS: JSON, with a line folded inside a string.
+TEST(ReportParser, SesBounceNotificationIsReadFromItsJson) {
+  auto r = parse_feedback(
+      "From: no-reply@sns.example\n"
+      "Subject: AWS Notification Message\n"
+      "Content-Type: text/plain; charset=UTF-8\n"
+      "\n"
+      "{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\","
+      "\"bouncedRecipients\":[{\"emailAddress\":\"gone@example.com\",\"action\":\"failed\","
+      "\"status\":\"5.1.1\",\"diagnosticCode\":\"smtp; 550 5.1.1 user\n"
+      " unknown\"}],\"reportingMTA\":\"dns; out.example.net\"}}\n"
+      "\n"
+      "--\n"
+      "If you wish to stop receiving notifications, unsubscribe.\n");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  EXPECT_EQ(r->reporting_mta, "out.example.net");
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[0].status, "5.1.1");
+  EXPECT_EQ(r->entries[0].reply_code, 550);
+  EXPECT_EQ(r->entries[0].diagnostic, "550 5.1.1 user unknown");
+  EXPECT_EQ(r->entries[0].reason, "userunknown");
+  EXPECT_TRUE(r->entries[0].hard);
+}
+
+// Exim names the command a reply answered: "does not exist" after MAIL FROM is our sender.
+TEST(ReportParser, UnknownAddressInReplyToMailFromIsTheSenderRejected) {
+  auto r = parse_feedback(
+      "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n"
+      "Subject: Mail delivery failed: returning message to sender\n"
+      "\n"
+      "This message was created automatically by mail delivery software.\n"
+      "\n"
+      "  someone@example.com\n"
+      "    host mx.example.com [192.0.2.1]\n"
+      "    SMTP error from remote mail server after MAIL FROM:<news@sender.example>:\n"
+      "    553 5.1.0 sender.example does not exist\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "someone@example.com");
+  EXPECT_EQ(r->entries[0].reason, "rejected");
+  EXPECT_FALSE(r->entries[0].hard);
+}
+
 }  // namespace
 }  // namespace magnetic::feedback
