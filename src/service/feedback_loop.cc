@@ -402,7 +402,11 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
       f.recipient = *target;
       f.cls = {e.reason, e.hard, e.bounce_type, e.bounce_subtype};
       f.status = e.status.empty() ? (e.hard ? "5.0.0" : "4.0.0") : e.status;
-      f.diagnostic = e.diagnostic.empty() ? "" : "smtp; " + e.diagnostic;
+      // SES's diagnosticCode keeps the DSN's type ("smtp; 550 ...", "X-Postfix; ...").
+      f.diagnostic = e.diagnostic.empty()
+                         ? ""
+                         : (e.diagnostic_type.empty() ? "smtp" : e.diagnostic_type) + "; " +
+                               e.diagnostic;
       f.reporting_mta = report->reporting_mta.empty() ? "" : "dns; " + report->reporting_mta;
       f.feedback_id = feedback_id;
       bool suppressed = false;

@@ -135,7 +135,6 @@ std::string mail_json_of(const OutboundMessage& msg, const spool::NewMessage& nm
   }
   info.tags["ses:configuration-set"] = {nm.configuration_set};
   info.tags["ses:from-domain"] = {nm.identity.substr(nm.identity.rfind('@') + 1)};
-  info.tags["ses:caller-identity"] = {msg.source};
   for (const auto& [k, v] : msg.tags) info.tags[k].push_back(v);
   return events::mail_json(info);
 }

@@ -107,6 +107,7 @@ def main():
     data = os.path.join(work, "data")
     cfg = config(work, data)
     sink_dir = os.path.join(work, "sink")
+    os.makedirs(sink_dir)
     sink, sink_port = h.start_smtp_sink(sink_dir)
     postfix_port = h.free_port()
     receiver = h.WebhookReceiver().start()
@@ -142,7 +143,7 @@ def main():
         # 1. Postfix round trip.
         bounced = send("unknown@rcpt.test", "to nobody")
         sup = wait_for(lambda: (lambda r: r.doc if r.status == 200 else None)(
-            api.call("GET", "/v2/email/suppression/addresses/" + h.encode_path("unknown@rcpt.test"))),
+            api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", "unknown@rcpt.test"))),
             "unknown@rcpt.test on the suppression list (Postfix's DSN)\n" + peer.log()[-3000:], timeout=90)
         entry = sup["SuppressedDestination"]
         h.check_eq(entry["Reason"], "BOUNCE", "suppression reason after Postfix's DSN")
@@ -155,7 +156,10 @@ def main():
         h.check_eq([r["emailAddress"] for r in b["bouncedRecipients"]], ["unknown@rcpt.test"], "bouncedRecipients")
         h.check_eq(b["bouncedRecipients"][0]["status"], "5.1.1", "bounced status")
         h.check_eq(b["bouncedRecipients"][0]["action"], "failed", "bounced action")
-        h.check(b["bouncedRecipients"][0]["diagnosticCode"].startswith("smtp; "), f"diagnosticCode {b}")
+        h.check_eq(b["bouncedRecipients"][0]["diagnosticCode"], 'x-postfix; unknown user: "unknown"',
+                   "diagnosticCode of Postfix's DSN")
+        h.check_eq(b["bounceSubType"], "NoEmail", "bounceSubType of an unknown user")
+        h.check_eq(b["reportingMTA"], "dns; " + postfix_peer.HOSTNAME, "reportingMTA")
         h.check_eq(evs[1]["delivery"]["recipients"], ["unknown@rcpt.test"], "Delivery recipients")
         h.check(evs[1]["delivery"]["smtpResponse"].startswith("250"), f"Delivery smtpResponse {evs[1]}")
         h.check_eq(evs[0]["mail"]["commonHeaders"]["subject"], "to nobody", "commonHeaders.subject")
@@ -188,7 +192,7 @@ def main():
         rc, out = swaks(ports["feedback"], FBL, report2)
         h.check(rc == 0 and "250 2.0.0 Feedback recorded: 1 matched, 0 unmatched" in out, f"swaks ARF 2:\n{out}")
         for mid, rcpt in ((ok1, "reader1@good.test"), (ok2, "reader2@good.test")):
-            r = api.call("GET", "/v2/email/suppression/addresses/" + h.encode_path(rcpt))
+            r = api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", rcpt))
             h.check_eq(r.status, 200, f"{rcpt} suppressed after the ARF report")
             h.check_eq(r.doc["SuppressedDestination"]["Reason"], "COMPLAINT", f"{rcpt} suppression reason")
             evs = wait_for(lambda: (lambda e: e if e and e[-1]["eventType"] == "Complaint" else None)(
