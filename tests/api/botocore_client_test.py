@@ -269,6 +269,51 @@ class ApiWithBotocore(unittest.TestCase):
         code, status, _ = self.error_of(c.get_configuration_set, ConfigurationSetName="bt-cs")
         self.assertEqual((code, status), ("NotFoundException", 404))
 
+    def test_event_destinations(self):
+        c = self.client
+        c.create_configuration_set(ConfigurationSetName="bt-ed")
+        hook = {"Enabled": True, "MatchingEventTypes": ["BOUNCE", "COMPLAINT"],
+                "SnsDestination": {"TopicArn": "https://hooks.example.com/ses?k=1"}}
+        c.create_configuration_set_event_destination(
+            ConfigurationSetName="bt-ed", EventDestinationName="hook", EventDestination=hook)
+        to_file = {"Enabled": False, "MatchingEventTypes": ["SEND"],
+                   "KinesisFirehoseDestination": {"IamRoleArn": "role", "DeliveryStreamArn": "file:bt"}}
+        c.create_configuration_set_event_destination(
+            ConfigurationSetName="bt-ed", EventDestinationName="file", EventDestination=to_file)
+        got = c.get_configuration_set_event_destinations(ConfigurationSetName="bt-ed")
+        self.assertEqual(got["EventDestinations"],
+                         [{"Name": "file", **to_file}, {"Name": "hook", **hook}])
+        code, status, _ = self.error_of(
+            c.create_configuration_set_event_destination, ConfigurationSetName="bt-ed",
+            EventDestinationName="hook", EventDestination=hook)
+        self.assertEqual((code, status), ("AlreadyExistsException", 400))
+        code, status, message = self.error_of(
+            c.create_configuration_set_event_destination, ConfigurationSetName="bt-ed",
+            EventDestinationName="sns", EventDestination={
+                "MatchingEventTypes": ["BOUNCE"],
+                "SnsDestination": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:t"}})
+        self.assertEqual((code, status), ("BadRequestException", 400))
+        self.assertIn("must be an http:// or https:// URL", message)
+        c.update_configuration_set_event_destination(
+            ConfigurationSetName="bt-ed", EventDestinationName="hook",
+            EventDestination={**hook, "Enabled": False})
+        got = c.get_configuration_set_event_destinations(ConfigurationSetName="bt-ed")
+        self.assertFalse(got["EventDestinations"][1]["Enabled"])
+        c.delete_configuration_set_event_destination(ConfigurationSetName="bt-ed",
+                                                     EventDestinationName="hook")
+        code, status, _ = self.error_of(
+            c.delete_configuration_set_event_destination, ConfigurationSetName="bt-ed",
+            EventDestinationName="hook")
+        self.assertEqual((code, status), ("NotFoundException", 404))
+        # Resuming a set's sending is a fresh start of its reputation.
+        c.put_configuration_set_sending_options(ConfigurationSetName="bt-ed", SendingEnabled=True)
+        g = c.get_configuration_set(ConfigurationSetName="bt-ed")
+        self.assertIn("LastFreshStart", g["ReputationOptions"])
+        c.delete_configuration_set(ConfigurationSetName="bt-ed")
+        code, status, _ = self.error_of(c.get_configuration_set_event_destinations,
+                                        ConfigurationSetName="bt-ed")
+        self.assertEqual((code, status), ("NotFoundException", 404))
+
     # Signatures.
 
     def test_wrong_secret_and_unknown_key(self):

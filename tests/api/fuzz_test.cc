@@ -84,6 +84,19 @@ std::vector<Seed> seeds() {
        "/v2/email/list-identities",
        {{"Filter", {{"IDENTITY_TYPE", "DOMAIN"}}}, {"PageSize", 5}}},
       {"POST", "/v2/email/list-configuration-sets", {{"PageSize", 5}}},
+      {"POST",
+       "/v2/email/configuration-sets/seed-set/event-destinations",
+       {{"EventDestinationName", "hook"},
+        {"EventDestination",
+         {{"Enabled", true},
+          {"MatchingEventTypes", {"BOUNCE", "COMPLAINT"}},
+          {"SnsDestination", {{"TopicArn", "https://[::1]:8443/a%20b?x=1"}}}}}}},
+      {"PUT",
+       "/v2/email/configuration-sets/seed-set/event-destinations/seed-hook",
+       {{"EventDestination",
+         {{"MatchingEventTypes", {"SEND"}},
+          {"KinesisFirehoseDestination",
+           {{"IamRoleArn", "r"}, {"DeliveryStreamArn", "file:events"}}}}}}},
   };
 }
 
@@ -150,6 +163,12 @@ TEST(Fuzz, MutatedRequestsGetCleanAnswers) {
   store::ConfigurationSet set;
   set.name = "seed-set";
   ASSERT_TRUE(store.create_configuration_set(set).is_ok());
+  store::EventDestination hook;
+  hook.configuration_set = "seed-set";
+  hook.name = "seed-hook";
+  hook.matching_event_types = {"SEND"};
+  hook.target = "http://127.0.0.1:9/";
+  ASSERT_TRUE(store.create_event_destination(hook).is_ok());
   FakeSubmitter submitter;
   ApiOptions options;
   options.clock = [] { return kNow; };
