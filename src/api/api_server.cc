@@ -1,12 +1,61 @@
 #include "api/api_server.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
+
+#include "base/log.h"
 
 #include "api/http_server.h"
 #include "api/ses_api.h"
 
 namespace magnetic::api {
+namespace {
+
+HttpResponse json_answer(int status, const std::string& type, const std::string& message) {
+  HttpResponse r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.body = nlohmann::json{{"__type", type}, {"message", message}}.dump();
+  return r;
+}
+
+// The feedback endpoint: not SigV4 (the provider posting has no key of ours) but a bearer token,
+// compared in constant time.
+HttpResponse feedback_endpoint(const ApiOptions& options, const HttpRequest& request) {
+  if (request.method != "POST") {
+    HttpResponse r = json_answer(405, "MethodNotAllowed", "POST the report");
+    r.headers.emplace_back("Allow", "POST");
+    return r;
+  }
+  std::string given;
+  for (const auto& [name, value] : request.headers) {
+    if (name == "authorization" && value.size() > 7 &&
+        std::equal(value.begin(), value.begin() + 7, "Bearer ", [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        }))
+      given = value.substr(7);
+  }
+  const std::string& want = options.feedback_token;
+  if (given.size() != want.size() || CRYPTO_memcmp(given.data(), want.data(), want.size()) != 0) {
+    logger("api")->info("POST {}: 401 (no or wrong bearer token) ({})", kFeedbackPath,
+                        request.remote);
+    HttpResponse r = json_answer(401, "UnauthorizedException", "a valid bearer token is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  auto [status, body] = options.feedback_report(request.body);
+  HttpResponse r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/json");
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
 
 struct ApiServer::Impl {
   std::shared_ptr<SesApi> api;
@@ -36,9 +85,13 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(boost::asio::io_context& io,
   http.max_body = options.max_body;
   http.max_connections = options.max_connections;
   http.handler_threads = options.handler_threads;
+  auto feedback = std::make_shared<ApiOptions>(options);
+  bool feedback_on = !options.feedback_token.empty() && options.feedback_report;
   auto api = std::make_shared<SesApi>(store, submitter, std::move(options));
-  auto server =
-      HttpServer::start(io, http, [api](HttpRequest& request) { return api->handle(request); });
+  auto server = HttpServer::start(io, http, [api, feedback, feedback_on](HttpRequest& request) {
+    if (feedback_on && request.path == kFeedbackPath) return feedback_endpoint(*feedback, request);
+    return api->handle(request);
+  });
   if (!server) return server.status();
   auto impl = std::make_unique<Impl>();
   impl->api = std::move(api);

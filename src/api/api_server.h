@@ -41,7 +41,17 @@ struct ApiOptions {
   // The clock for signatures, Date fields and timestamps; the system clock when empty (tests
   // set it so that outputs are exact).
   std::function<std::chrono::system_clock::time_point()> clock;
+
+  // Feedback reports by HTTP, for providers that post complaints (ARF) or bounces instead of
+  // mailing them: POST /feedback/v1/reports with the raw message as the body and
+  // "Authorization: Bearer <feedback_token>". Off when the token is empty. The callback answers
+  // with an HTTP status and a JSON body.
+  std::string feedback_token;
+  std::function<std::pair<int, std::string>(std::string_view raw)> feedback_report;
 };
+
+// The path of the feedback endpoint.
+inline constexpr std::string_view kFeedbackPath = "/feedback/v1/reports";
 
 class ApiServer {
  public:

@@ -303,6 +303,9 @@ Reply put_configuration_set_sending_options(Services& s, Call& c) {
   return update_group(s, c, [&](store::ConfigurationSet& set) {
     set.sending_options = text(g);
     if (resumed) {
+      // A failure leaves old counts in the window: the guard may pause again, never wrongly
+      // resume.
+      (void)s.store.clear_reputation(set.name);
       nlohmann::json reputation = parse_group(set.reputation_options);
       reputation["LastFreshStart"] = now;
       set.reputation_options = text(reputation);

@@ -22,6 +22,7 @@
 #include "dns/resolver.h"
 #include "events/outbox.h"
 #include "feedback/bounce_rules.h"
+#include "feedback/report_parser.h"
 #include "mail/address.h"
 #include "service/config.h"
 #include "service/service.h"
@@ -248,6 +249,25 @@ int serve_command(const ServeArgs& args) {
   api::ApiOptions ao;
   ao.listen_host = api_at->first;
   ao.listen_port = api_at->second;
+  ao.feedback_token = config.feedback_http_token;
+  {
+    service::FeedbackLoop* loop = &(*service)->feedback();
+    ao.feedback_report = [loop](std::string_view raw) -> std::pair<int, std::string> {
+      auto r = loop->process(raw, "");
+      if (!r) {
+        bool bad = r.status().code() == StatusCode::kInvalidArgument;
+        return {bad ? 400 : 503,
+                nlohmann::json{{"__type", bad ? "BadRequestException" : "ServiceUnavailable"},
+                               {"message", r.status().message()}}
+                    .dump()};
+      }
+      return {200, nlohmann::json{{"Kind", feedback::feedback_kind_name(r->kind)},
+                                  {"Matched", r->matched},
+                                  {"Unmatched", r->unmatched},
+                                  {"Suppressed", r->suppressed}}
+                       .dump()};
+    };
+  }
   auto api_server = api::ApiServer::start(io, ao, store, **service);
   if (!api_server) return fail("api: " + api_server.status().message());
 

@@ -91,7 +91,6 @@ struct FeedbackLoop::Impl {
 
   std::mutex mu;
   std::set<std::string> soft_bounced;  // addresses with a soft-bounce run counted since start
-  std::map<std::string, std::chrono::steady_clock::time_point> last_guard;
 
   Impl(FeedbackOptions o, store::Store& st, spool::MessageSpool& sp, Publisher& p)
       : options(std::move(o)), store(st), spool(sp), publisher(p) {}
@@ -109,7 +108,13 @@ struct FeedbackLoop::Impl {
   Status suppress(const std::string& email, const std::string& reason,
                   const std::string& configuration_set, const std::string& message_id,
                   const std::string& feedback_id, bool& done);
-  Status act_on_bounce(const Failure& f, std::vector<PendingEvent>& events, bool& suppressed);
+  // Hard bounces are counted into `bounced` (per configuration set) for one reputation write
+  // per group: each write is a commit.
+  Status act_on_bounce(const Failure& f, std::vector<PendingEvent>& events,
+                       std::map<std::string, uint64_t>& bounced, bool& suppressed);
+  void record_bounces(const std::map<std::string, uint64_t>& bounced) {
+    for (const auto& [set, n] : bounced) reputation(set, 0, n, 0);
+  }
   void reputation(const std::string& set, uint64_t sent, uint64_t bounced, uint64_t complained);
   void guard(const std::string& set, bool force);
   void publish(std::vector<PendingEvent>& events) {
@@ -156,6 +161,7 @@ Status FeedbackLoop::Impl::suppress(const std::string& email, const std::string&
 }
 
 Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEvent>& events,
+                                         std::map<std::string, uint64_t>& bounced,
                                          bool& suppressed) {
   const auto& r = f.recipient;
   suppressed = false;
@@ -181,7 +187,7 @@ Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEv
         return s;
     }
   }
-  if (f.cls.hard) reputation(r.configuration_set, 0, 1, 0);
+  if (f.cls.hard) ++bounced[r.configuration_set];
   if (publisher.wants(r.configuration_set, EventType::kBounce)) {
     events::BounceDetail b;
     b.bounce_type = f.cls.bounce_type.empty() ? "Undetermined" : f.cls.bounce_type;
@@ -213,31 +219,23 @@ void FeedbackLoop::Impl::reputation(const std::string& set, uint64_t sent, uint6
 }
 
 void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
+  // Run once per group of attempts or per report, not per bounce: a few indexed reads.
+  (void)force;
   const ReputationThresholds& t = options.reputation;
   if (!t.enabled) return;
-  auto now_steady = std::chrono::steady_clock::now();
   std::vector<std::string> scopes = {""};
   if (!set.empty()) scopes.push_back(set);
   for (const std::string& scope : scopes) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto& last = last_guard[scope];
-      if (!force && now_steady - last < std::chrono::seconds(1)) continue;
-      last = now_steady;
-    }
     int64_t now = wall_ms();
     int64_t since = now - t.window.count();
     auto account = store.account();
     if (!account) continue;
+    // A resume cleared the scope's counters (store::Store::clear_reputation), so the window
+    // never reaches back before it.
     std::optional<store::ConfigurationSet> cs;
-    if (scope.empty()) {
-      since = std::max(since, account->reputation_reset_ms);
-    } else {
+    if (!scope.empty()) {
       cs = set_of(scope);
       if (!cs) continue;
-      auto rep = nlohmann::json::parse(cs->reputation_options, nullptr, false);
-      if (rep.is_object() && rep.contains("LastFreshStart") && rep["LastFreshStart"].is_number())
-        since = std::max(since, static_cast<int64_t>(rep["LastFreshStart"].get<double>() * 1000));
     }
     auto counts = store.reputation_since(scope, since, now);
     if (!counts || counts->sent < t.min_sent) continue;
@@ -379,6 +377,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   std::string feedback_id = new_id();
   std::vector<PendingEvent> events;
   std::set<std::string> sets_touched;
+  std::map<std::string, uint64_t> bounced;
 
   if (report->kind == feedback::FeedbackKind::kBounce) {
     bool token_used = false;
@@ -410,7 +409,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
       f.reporting_mta = report->reporting_mta.empty() ? "" : "dns; " + report->reporting_mta;
       f.feedback_id = feedback_id;
       bool suppressed = false;
-      if (Status s = m.act_on_bounce(f, events, suppressed); !s) return s;
+      if (Status s = m.act_on_bounce(f, events, bounced, suppressed); !s) return s;
       result.suppressed += suppressed ? 1 : 0;
       sets_touched.insert(target->configuration_set);
       m.log->info("bounce for {} (message {}): {} {}", target->email, target->message_id,
@@ -472,6 +471,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
     }
   }
   m.publish(events);
+  m.record_bounces(bounced);
   for (const auto& set : sets_touched) m.guard(set, false);
   if (result.unmatched) {
     m.log->info("{} from {}: {} recipient(s) not matched to a message of ours",
@@ -486,6 +486,7 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
   Impl& m = *impl_;
   std::vector<PendingEvent> events;
   std::set<std::string> sets_touched;
+  std::map<std::string, uint64_t> bounced;
   int64_t now = wall_ms();
   for (const Attempt& a : attempts) {
     spool::RecipientRecord r;
@@ -544,7 +545,7 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
         f.remote_mta_ip = host_of(a.mx);
         f.feedback_id = new_id();
         bool suppressed = false;
-        if (Status s = m.act_on_bounce(f, events, suppressed); !s) {
+        if (Status s = m.act_on_bounce(f, events, bounced, suppressed); !s) {
           m.log->error("bounce of {} not acted on: {}", r.email, s.message());
         }
         sets_touched.insert(r.configuration_set);
@@ -570,6 +571,7 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
     }
   }
   m.publish(events);
+  m.record_bounces(bounced);
   for (const auto& set : sets_touched) m.guard(set, false);
 }
 

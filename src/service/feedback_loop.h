@@ -103,7 +103,7 @@ class FeedbackLoop {
   void on_accepted(const std::vector<Accepted>& messages);
 
   // Runs the reputation guard on the account and a configuration set now (tests; normally
-  // after feedback arrives, at most once a second per scope).
+  // after each group of delivery attempts and each report).
   void check_reputation(const std::string& configuration_set);
 
   struct Impl;

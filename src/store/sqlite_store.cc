@@ -373,6 +373,7 @@ class SqliteStore final : public Store {
   Result<ReputationCounts> reputation_since(const std::string& scope, int64_t since_ms,
                                             int64_t now_ms) override;
 
+  Status clear_reputation(const std::string& scope) override;
   Result<int> count_soft_bounce(const std::string& email, int64_t now_ms) override;
   Status reset_soft_bounces(const std::string& email) override;
 
@@ -1438,6 +1439,14 @@ Status SqliteStore::record_reputation(const std::string& scope, int64_t now, uin
     reputation_pruned_minute_ = minute;
   }
   return Status::ok();
+}
+
+Status SqliteStore::clear_reputation(const std::string& scope) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Query q = query("DELETE FROM reputation_minute WHERE scope = ?");
+  if (!q.ok()) return error("clearing reputation counters");
+  q.text(1, scope);
+  return run(q, "clearing reputation counters");
 }
 
 Result<ReputationCounts> SqliteStore::reputation_since(const std::string& scope, int64_t since,

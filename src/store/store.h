@@ -253,6 +253,11 @@ class Store {
                                                     int64_t /*since_ms*/, int64_t /*now_ms*/) {
     return not_implemented("reputation_since");
   }
+  // Forgets a scope's counters: sending resumed after a pause starts a fresh window (the
+  // minute buckets cannot be split at the moment of the resume).
+  virtual Status clear_reputation(const std::string& /*scope*/) {
+    return not_implemented("clear_reputation");
+  }
 
   // Soft bounces in a row per address (matched without ASCII case). count_soft_bounce adds one
   // and returns the run's length; a run whose last soft bounce is more than 30 days before

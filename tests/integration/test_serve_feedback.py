@@ -26,6 +26,7 @@ FROM = "News <news@example.com>"
 SET = "fb"
 BOUNCE_DOMAIN = "bounces.test"
 FBL = "fbl@bounces.test"
+TOKEN = "feedback-token-0123456789"
 
 
 def config(work, data):
@@ -37,6 +38,7 @@ listen = "127.0.0.1:0"
 hostname = "feedback.test"
 bounce_domain = "{BOUNCE_DOMAIN}"
 complaint_addresses = ["{FBL}"]
+http_token = "{TOKEN}"
 
 [reputation]
 min_sent = 1000000
@@ -203,6 +205,28 @@ def main():
             h.check_eq(c["userAgent"], "ExampleFBL/1.0", "complaint userAgent")
         print("ARF: two complaints (VERP and Message-ID) suppressed with Complaint events")
 
+        # The same report posted over HTTP, for providers that deliver them that way.
+        ok3 = send("reader3@good.test", "read me by http")
+        got = wait_for(lambda: [m for m in h.smtp_sink_messages(sink_dir) if m[1] == ["reader3@good.test"]],
+                       "the third message at smtp-sink")
+        frm3, _, raw3 = got[0]
+        report3 = os.path.join(work, "arf3.eml")
+        arf_report(report3, b"Return-Path: <" + frm3.encode() + b">\n" + raw3, "reader3@good.test", mail_from=frm3)
+        import http.client
+        body3 = open(report3, "rb").read()
+        for token, want in (("wrong-token-0123456789000", 401), (TOKEN, 200)):
+            conn = http.client.HTTPConnection("127.0.0.1", ports["api"], timeout=30)
+            conn.request("POST", "/feedback/v1/reports", body=body3,
+                         headers={"Authorization": "Bearer " + token, "Content-Type": "message/rfc822"})
+            resp = conn.getresponse()
+            answer = resp.read()
+            conn.close()
+            h.check_eq(resp.status, want, f"POST /feedback/v1/reports with token {token}: {answer!r}")
+        h.check_eq(json.loads(answer), {"Kind": "complaint", "Matched": 1, "Unmatched": 0, "Suppressed": 1},
+                   "the answer of the feedback endpoint")
+        wait_for(lambda: (lambda e: e and e[-1]["eventType"] == "Complaint")(events_of(receiver, ok3)),
+                 "the Complaint event of the HTTP report")
+
         # Not a relay, not a mailbox; forged tokens refused.
         rc, out = swaks(ports["feedback"], "someone@example.com", report1)
         h.check(rc != 0 and "550 5.7.1" in out, f"relay attempt through the feedback listener:\n{out}")
@@ -214,7 +238,7 @@ def main():
         before = len(receiver.requests)
         receiver.stop()
         ids = [send(f"user{i}@good.test", f"outage {i}") for i in range(10)]
-        wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 12, "10 more messages at smtp-sink")
+        wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 13, "10 more messages at smtp-sink")
         time.sleep(0.5)  # let delivery record the outcomes (the events are appended first)
         h.kill9(p)
         p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
