@@ -350,6 +350,31 @@ bool Service::may_send_as(const std::string& address) {
 spool::MessageSpool& Service::spool() { return *impl_->spool; }
 FeedbackLoop& Service::feedback() { return *impl_->feedback; }
 
+void Service::rendering_failed(const RenderingFailure& f) {
+  Impl& m = *impl_;
+  std::string set = f.configuration_set;
+  if (set.empty()) {
+    if (auto from = mail::parse_address(f.from)) {
+      if (auto identity = m.sender_identity(from->address())) set = identity->configuration_set;
+    }
+  }
+  if (!m.publisher->wants(set, events::EventType::kRenderingFailure)) return;
+  events::MailInfo info;
+  info.message_id = new_id();
+  info.timestamp_ms = wall_ms();
+  info.source = f.from;
+  info.sending_account_id = "000000000000";
+  info.destination = f.recipients;
+  info.common_headers.from = {f.from};
+  info.tags["ses:configuration-set"] = {set};
+  for (const auto& [k, v] : f.tags) info.tags[k].push_back(v);
+  events::RenderingFailureDetail detail{f.template_name, f.error};
+  PendingEvent e{set, info.message_id, events::EventType::kRenderingFailure,
+                 events::make_event(events::mail_object(info), detail)};
+  if (Status s = m.publisher->publish({e}); !s)
+    m.log->warn("rendering failure event not stored: {}", s.message());
+}
+
 std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages) {
   Impl& m = *impl_;
   std::vector<SubmitResult> results(messages.size());

@@ -43,6 +43,7 @@ class Service : public Submitter {
   ~Service() override;
 
   std::vector<SubmitResult> submit(std::vector<OutboundMessage> messages) override;
+  void rendering_failed(const RenderingFailure& failure) override;
 
   // Whether a created identity covers this address (the address, its domain or a parent
   // domain). SMTP submission asks this of MAIL FROM.

@@ -52,9 +52,23 @@ struct SubmitResult {
   std::vector<std::string> suppressed;  // recipients accepted but not to be delivered
 };
 
+// A templated message that was not sent because its template did not render with its data:
+// SES publishes a Rendering Failure event for it.
+struct RenderingFailure {
+  std::string configuration_set;  // as the request named it; may be empty
+  std::string from;               // the From address
+  std::vector<std::string> recipients;
+  std::vector<std::pair<std::string, std::string>> tags;
+  std::string template_name;  // "" for inline template content
+  std::string error;
+};
+
 class Submitter {
  public:
   virtual ~Submitter() = default;
+  // Publishes the Rendering Failure event of a message the API refused (nothing else happens).
+  // Never blocks for long; failures are logged, not returned.
+  virtual void rendering_failed(const RenderingFailure& failure) { (void)failure; }
   // One result per message, in order. Messages are accepted or refused one by one (a bulk send
   // accepts the entries that pass); all accepted ones are durable when this returns. Blocking;
   // safe to call from many threads at once (calls are committed together).
