@@ -253,7 +253,15 @@ struct Dispatcher::Impl {
 
   awaitable<void> deliver(DueBatch batch) {
     std::string id = batch.destination.id;
-    if (batch.destination.kind == Destination::kFile) {
+    if (options.destination_exists && !options.destination_exists(id)) {
+      log->info("{}: the destination was deleted or disabled; {} waiting event(s) dropped", id,
+                batch.events.size());
+      for (const auto& ev : batch.events) {
+        ++dropped;
+        if (Status s = outbox.mark_dropped(id, ev.seq, "the destination no longer exists"); !s)
+          log->warn("{}: cannot record the drop of event {}: {}", id, ev.seq, s.message());
+      }
+    } else if (batch.destination.kind == Destination::kFile) {
       deliver_file(batch);
     } else {
       co_await deliver_webhook(batch);

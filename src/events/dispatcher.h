@@ -26,6 +26,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -48,6 +49,10 @@ struct DispatcherOptions {
   std::chrono::milliseconds prune_interval{std::chrono::hours(1)};
   int64_t retention_ms = kDefaultRetentionMs;  // of the event log
   std::string user_agent = "magnetic-events/1";
+  // Whether a destination (by id) still exists and is enabled; events still waiting for one that
+  // does not are dropped rather than delivered (a deleted destination stops receiving, as in
+  // SES). Empty: every destination exists. Called on the dispatcher's thread.
+  std::function<bool(const std::string& destination_id)> destination_exists;
 };
 
 // Totals since start(), for metrics and tests.

@@ -60,6 +60,16 @@ std::string delay_type(const std::string& reason, const smtp::Reply& r, const st
   return "RecipientServerError";
 }
 
+// Soft bounces that say something about the recipient's mailbox, and so count toward the
+// soft-bounce run that suppresses it. The others (blocked, badreputation, speeding, spam
+// filters, network and system errors, ...) are about us, our message or the path, and
+// suppressing the reader for them would punish the wrong party.
+bool about_recipient(const std::string& reason) {
+  static const std::set<std::string> kRecipientReasons = {"mailboxfull", "suspend", "expired",
+                                                          "systemfull", "undefined", "onhold"};
+  return kRecipientReasons.count(reason) > 0;
+}
+
 std::string host_of(const std::string& mx) {
   auto colon = mx.rfind(':');
   return colon == std::string::npos ? mx : mx.substr(0, colon);
@@ -89,8 +99,6 @@ struct FeedbackLoop::Impl {
   Publisher& publisher;
   std::shared_ptr<spdlog::logger> log = logger("feedback");
 
-  std::mutex mu;
-  std::set<std::string> soft_bounced;  // addresses with a soft-bounce run counted since start
 
   Impl(FeedbackOptions o, store::Store& st, spool::MessageSpool& sp, Publisher& p)
       : options(std::move(o)), store(st), spool(sp), publisher(p) {}
@@ -170,15 +178,11 @@ Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEv
                             suppressed);
         !s)
       return s;
-    std::lock_guard<std::mutex> lock(mu);
-    if (soft_bounced.erase(lower(r.email))) (void)store.reset_soft_bounces(r.email);
-  } else if (f.cls.bounce_type == "Transient" && options.soft_bounce_limit > 0) {
+    (void)store.reset_soft_bounces(r.email);
+  } else if (f.cls.bounce_type == "Transient" && options.soft_bounce_limit > 0 &&
+             about_recipient(f.cls.reason)) {
     auto run = store.count_soft_bounce(r.email, wall_ms());
     if (!run) return run.status();
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      soft_bounced.insert(lower(r.email));
-    }
     if (*run >= options.soft_bounce_limit) {
       log->info("{}: {} soft bounces in a row", r.email, *run);
       if (Status s = suppress(r.email, "BOUNCE", r.configuration_set, r.message_id,
@@ -367,11 +371,31 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
     if (!listed) return listed.status();
     of_message = std::move(*listed);
   }
+  // The Message-ID is known to every recipient of a message, so one of them could name the
+  // others in a report of their own making. When VERP is on, every genuine report about a
+  // message with several recipients comes to a recipient's own VERP address; the Message-ID
+  // then only matches a message sent to one recipient.
+  bool verp_on = !m.options.bounce_domain.empty();
+  if (verp_on && of_message.size() > 1) {
+    result.unmatched += 1;
+    m.log->info("{} for message {} names it only by Message-ID and it had {} recipients: not "
+                "matched (reports about such messages come to VERP addresses)",
+                feedback_kind_name(report->kind), of_message.front().message_id,
+                of_message.size());
+    of_message.clear();
+  }
   auto find_in_message = [&](const std::string& email) -> const spool::RecipientRecord* {
     for (const auto& r : of_message) {
       if (lower(r.email) == lower(email)) return &r;
     }
     return nullptr;
+  };
+  // A report is acted on once per recipient and message: repeated entries of one report and
+  // the same report sent again are counted and published once.
+  std::set<int64_t> seen_rows;
+  auto first_time = [&](const spool::RecipientRecord& r, int mark) -> Result<bool> {
+    if (!seen_rows.insert(r.row).second) return false;
+    return m.spool.mark_feedback(r.row, mark);
   };
 
   std::string feedback_id = new_id();
@@ -396,6 +420,12 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
         ++result.unmatched;
         continue;
       }
+      auto fresh = first_time(*target, spool::MessageSpool::kFeedbackBounce);
+      if (!fresh) return fresh.status();
+      if (!*fresh) {
+        ++result.repeated;
+        continue;
+      }
       ++result.matched;
       Impl::Failure f;
       f.recipient = *target;
@@ -418,24 +448,37 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   } else {
     // A complaint: the token's recipient, else those the report names, else (a report that
     // names nobody) every recipient of the returned message, as the complaint is about it.
-    std::vector<const spool::RecipientRecord*> targets;
+    std::vector<const spool::RecipientRecord*> candidates;
     if (by_token) {
-      targets.push_back(&*by_token);
+      candidates.push_back(&*by_token);
     } else {
       for (const auto& e : report->entries) {
         if (e.recipient.empty()) continue;
         if (const auto* r = find_in_message(e.recipient)) {
-          targets.push_back(r);
+          candidates.push_back(r);
         } else {
           ++result.unmatched;
         }
       }
-      if (targets.empty() && result.unmatched == 0) {
-        for (const auto& r : of_message) targets.push_back(&r);
+      if (candidates.empty() && result.unmatched == 0) {
+        for (const auto& r : of_message) candidates.push_back(&r);
       }
     }
-    if (targets.empty() && result.unmatched == 0) result.unmatched = 1;
-    bool not_spam = report->feedback_type == "not-spam";
+    if (candidates.empty() && result.unmatched == 0) result.unmatched = 1;
+    std::vector<const spool::RecipientRecord*> targets;
+    for (const auto* r : candidates) {
+      auto fresh = first_time(*r, spool::MessageSpool::kFeedbackComplaint);
+      if (!fresh) return fresh.status();
+      if (*fresh) {
+        targets.push_back(r);
+      } else {
+        ++result.repeated;
+      }
+    }
+    // not-spam says the opposite of a complaint; auth-failure (RFC 6591) is about our
+    // authentication, not about the reader's wish: neither suppresses or counts.
+    bool not_spam =
+        report->feedback_type == "not-spam" || report->feedback_type == "auth-failure";
     std::map<std::string, std::vector<const spool::RecipientRecord*>> by_message;
     for (const auto* r : targets) by_message[r->message_id].push_back(r);
     for (const auto& [message_id, recipients] : by_message) {
@@ -473,6 +516,10 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   m.publish(events);
   m.record_bounces(bounced);
   for (const auto& set : sets_touched) m.guard(set, false);
+  if (result.repeated) {
+    m.log->info("{}: {} recipient(s) already acted on for the same message; not counted again",
+                feedback_kind_name(report->kind), result.repeated);
+  }
   if (result.unmatched) {
     m.log->info("{} from {}: {} recipient(s) not matched to a message of ours",
                 feedback_kind_name(report->kind),
@@ -504,10 +551,8 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
     const spool::Outcome& o = a.outcome;
     switch (o.state) {
       case spool::RecipientState::kDelivered: {
-        {
-          std::lock_guard<std::mutex> lock(m.mu);
-          if (m.soft_bounced.erase(lower(r.email))) (void)m.store.reset_soft_bounces(r.email);
-        }
+        // Ends a soft-bounce run (the store writes nothing when there is none).
+        (void)m.store.reset_soft_bounces(r.email);
         if (!m.publisher.wants(r.configuration_set, EventType::kDelivery)) break;
         events::DeliveryDetail d;
         d.timestamp_ms = now;

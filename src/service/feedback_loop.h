@@ -72,6 +72,7 @@ struct FeedbackResult {
   feedback::FeedbackKind kind = feedback::FeedbackKind::kOther;
   size_t matched = 0;     // recipients of ours it was about
   size_t unmatched = 0;   // recipients it names that we could not match
+  size_t repeated = 0;    // matched, but already acted on for the same message
   size_t suppressed = 0;  // addresses put on the suppression list
 };
 

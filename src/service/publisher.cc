@@ -60,6 +60,16 @@ bool Publisher::wants(const std::string& set, events::EventType type) {
   return false;
 }
 
+bool Publisher::destination_exists(const std::string& id) {
+  auto slash = id.find('/');
+  if (slash == std::string::npos) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [dest, types] : destinations_locked(id.substr(0, slash)).destinations) {
+    if (dest.id == id) return true;
+  }
+  return false;
+}
+
 Status Publisher::publish(const std::vector<PendingEvent>& pending) {
   if (pending.empty()) return Status::ok();
   std::vector<events::NewEvent> out;

@@ -34,6 +34,10 @@ class Publisher {
   // Whether an enabled event destination of the set matches the type.
   bool wants(const std::string& configuration_set, events::EventType type);
 
+  // Whether the destination "<set>/<name>" exists and is enabled (the dispatcher drops what
+  // waits for one that does not).
+  bool destination_exists(const std::string& destination_id);
+
   // Appends the events, each to the destinations of its set that want it (none: it is only
   // logged, for `magnetic events tail`). Durable when it returns ok.
   Status publish(const std::vector<PendingEvent>& events);

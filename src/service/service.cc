@@ -308,8 +308,11 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, store::S
   auto outbox = events::Outbox::open(impl->options.outbox_path);
   if (!outbox) return outbox.status();
   impl->outbox = std::move(*outbox);
-  impl->dispatcher =
-      std::make_unique<events::Dispatcher>(*impl->outbox, impl->options.dispatcher);
+  events::DispatcherOptions dispatch = impl->options.dispatcher;
+  dispatch.destination_exists = [m](const std::string& id) {
+    return m->publisher->destination_exists(id);
+  };
+  impl->dispatcher = std::make_unique<events::Dispatcher>(*impl->outbox, dispatch);
   impl->publisher = std::make_unique<Publisher>(store, *impl->outbox, impl->options.events_dir,
                                                 [m] { m->dispatcher->wake(); });
   FeedbackOptions fo = impl->options.feedback;

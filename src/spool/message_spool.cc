@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <tuple>
+
 #include "spool/sqlite_util.h"
 
 namespace magnetic::spool {
@@ -32,7 +34,8 @@ CREATE TABLE IF NOT EXISTS message_recipient (
   first_attempt_ms INTEGER NOT NULL DEFAULT 0,
   next_attempt_ms INTEGER NOT NULL DEFAULT 0,
   reply TEXT NOT NULL DEFAULT '',
-  reason TEXT NOT NULL DEFAULT ''
+  reason TEXT NOT NULL DEFAULT '',
+  feedback INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS message_recipient_due ON message_recipient (state, next_attempt_ms);
 CREATE INDEX IF NOT EXISTS message_recipient_message ON message_recipient (message);
@@ -69,15 +72,22 @@ Result<std::unique_ptr<MessageSpool>> MessageSpool::open(const std::string& path
   }
   // Spools made before events were published have no mail_json column; it is added empty (the
   // events of their messages then carry a mail object without headers).
-  bool has_mail_json = false;
-  {
-    Stmt cols(db, "PRAGMA table_info(message)");
-    while (cols.step() == SQLITE_ROW) has_mail_json |= cols.text(1) == "mail_json";
-  }
-  if (!has_mail_json &&
-      sqlite3_exec(db, "ALTER TABLE message ADD COLUMN mail_json TEXT NOT NULL DEFAULT ''",
-                   nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return Status::io_error("spool '" + path + "' cannot be upgraded: " + sqlite3_errmsg(db));
+  // Likewise the feedback marks of recipients.
+  auto has_column = [db](const char* table, const std::string& column) {
+    Stmt cols(db, (std::string("PRAGMA table_info(") + table + ")").c_str());
+    bool found = false;
+    while (cols.step() == SQLITE_ROW) found |= cols.text(1) == column;
+    return found;
+  };
+  for (auto [table, column, sql] :
+       {std::tuple{"message", "mail_json",
+                   "ALTER TABLE message ADD COLUMN mail_json TEXT NOT NULL DEFAULT ''"},
+        std::tuple{"message_recipient", "feedback",
+                   "ALTER TABLE message_recipient ADD COLUMN feedback INTEGER NOT NULL DEFAULT 0"}}) {
+    if (!has_column(table, column) &&
+        sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return Status::io_error("spool '" + path + "' cannot be upgraded: " + sqlite3_errmsg(db));
+    }
   }
   return spool;
 }
@@ -325,6 +335,16 @@ RecipientRecord read_recipient(Stmt& st) {
 }
 
 }  // namespace
+
+Result<bool> MessageSpool::mark_feedback(int64_t row, int mark) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "UPDATE message_recipient SET feedback = feedback | ? WHERE id = ? AND "
+               "(feedback & ?) = 0");
+  if (!st.ok()) return db_error(db_);
+  st.bind(1, static_cast<int64_t>(mark)).bind(2, row).bind(3, static_cast<int64_t>(mark));
+  if (st.step() != SQLITE_DONE) return db_error(db_);
+  return sqlite3_changes(db_) == 1;
+}
 
 Result<RecipientRecord> MessageSpool::recipient(int64_t row) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -105,6 +105,12 @@ class MessageSpool {
   // A recipient by row (kNotFound if none), and every recipient of a message by its MessageId
   // (empty if none).
   Result<RecipientRecord> recipient(int64_t row);
+
+  // Feedback marks, so that a bounce or complaint about one recipient of one message is acted on
+  // once however often the report is sent again. Sets `mark` (a bit: kFeedbackBounce,
+  // kFeedbackComplaint) on the recipient; true when it was not set before.
+  static constexpr int kFeedbackBounce = 1, kFeedbackComplaint = 2;
+  Result<bool> mark_feedback(int64_t row, int mark);
   Result<std::vector<RecipientRecord>> recipients_of_message(const std::string& message_id);
 
  private:
