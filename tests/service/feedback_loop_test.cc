@@ -470,6 +470,26 @@ TEST_F(FeedbackLoopTest, NotAReportIsNothingToDo) {
   EXPECT_TRUE(events().empty());
 }
 
+TEST_F(FeedbackLoopTest, ReceiveTakesTheTokenFromTheEnvelope) {
+  auto rs = accept("msg-receive", "news", {"ann@example.com", "bob@example.com"});
+  ASSERT_EQ(rs.size(), 2u);
+  // The report itself names nobody of ours: only the envelope's VERP address says who it is.
+  smtp::SubmissionEnvelope env;
+  env.mail_from = "";
+  env.rcpt_to = {"postmaster@bounces.test", verp(rs[1])};
+  env.data = magnetic::testing::crlf_lines(
+      dsn("postmaster@bounces.test", "someone@example.org", "failed", "5.1.1", kUserUnknown, ""));
+  expect_reply(loop_->receive(env), 250, "2.0.0", "Feedback recorded: 1 matched, 0 unmatched");
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  EXPECT_TRUE(suppressed("bob@example.com"));
+
+  smtp::SubmissionEnvelope unknown;
+  unknown.rcpt_to = {"postmaster@bounces.test"};
+  unknown.data = magnetic::testing::crlf_lines(
+      dsn("postmaster@bounces.test", "carol@example.com", "failed", "5.1.1", kUserUnknown, ""));
+  expect_reply(loop_->receive(unknown), 250, "2.0.0", "Feedback recorded: 0 matched, 1 unmatched");
+}
+
 // ---- soft bounces ---------------------------------------------------------------------------
 
 TEST_F(FeedbackLoopTest, RunOfThreeSoftBouncesSuppresses) {
