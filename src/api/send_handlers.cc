@@ -455,10 +455,9 @@ Reply send_bulk_email(Services& s, Call& c) {
     if (entry.data.is_object()) data.update(entry.data);  // replacement keys win, as in SES
     Result<TemplateText> parts = render_template(*compiled, data, account->ses_compatible_escaping);
     if (!parts) {
-      s.submitter.rendering_failed({sender.configuration_set, sender.from->address(),
-                                    envelope(entry.destination),
-                                    merge_tags(default_tags, entry.tags), request->name,
-                                    parts.status().message()});
+      s.submitter.rendering_failed(
+          {sender.configuration_set, sender.from->address(), envelope(entry.destination),
+           merge_tags(default_tags, entry.tags), request->name, parts.status().message()});
       results[i] = {
           {"Status", "INVALID_PARAMETER"},
           {"Error", "BulkEmailEntries[" + std::to_string(i) +

@@ -87,8 +87,7 @@ Status write_listen_file(const std::string& path, const nlohmann::json& j) {
 Result<std::string> secret_file(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
-    if (st.st_mode & 077)
-      return Status::invalid(path + " is readable by others; chmod 600 it");
+    if (st.st_mode & 077) return Status::invalid(path + " is readable by others; chmod 600 it");
     std::ifstream f(path);
     std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
@@ -219,10 +218,11 @@ int serve_command(const ServeArgs& args) {
   if (config.pause_bounce_rate) rep.pause_bounce_rate = *config.pause_bounce_rate;
   if (config.review_complaint_rate) rep.review_complaint_rate = *config.review_complaint_rate;
   if (config.pause_complaint_rate) rep.pause_complaint_rate = *config.pause_complaint_rate;
-  auto webhook_secret = secret_file(config.webhook_secret_file.empty()
-                                        ? config.data_dir + "/webhook.secret"
-                                        : config.webhook_secret_file);
-  if (!webhook_secret) return fail(webhook_secret.status().message());
+  auto webhook_secret =
+      secret_file(config.webhook_secret_file.empty() ? config.data_dir + "/webhook.secret"
+                                                     : config.webhook_secret_file);
+  if (!webhook_secret)
+    return fail("events.webhook_secret_file: " + webhook_secret.status().message());
   so.outbox_path = config.data_dir + "/" + events::kOutboxFileName;
   so.events_dir = config.data_dir + "/events";
   {

@@ -59,7 +59,8 @@ std::optional<int64_t> verp_row(std::string_view token, std::string_view key) {
     row = row * 36 + static_cast<uint64_t>(d);
     row_text += c;
   }
-  if (row == 0 || row > static_cast<uint64_t>(INT64_MAX) || base36(static_cast<int64_t>(row)) != row_text)
+  if (row == 0 || row > static_cast<uint64_t>(INT64_MAX) ||
+      base36(static_cast<int64_t>(row)) != row_text)
     return std::nullopt;
   std::string want = tag_of(row_text, key);
   std::string got;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/duration.h"
+#include "dns/domain_name.h"
 
 namespace magnetic::service {
 namespace {
@@ -97,11 +98,10 @@ Status load_config(const std::string& path, ServeConfig& c) {
     return Status::invalid(path + ":" + std::to_string(where.line) + ":" +
                            std::to_string(where.column) + ": " + std::string(e.description()));
   }
-  if (Status s = unknown_keys(
-          root, "",
-          {"data", "region", "api", "smtp", "delivery", "quota", "account", "feedback",
-           "reputation", "events"},
-          path);
+  if (Status s = unknown_keys(root, "",
+                              {"data", "region", "api", "smtp", "delivery", "quota", "account",
+                               "feedback", "reputation", "events"},
+                              path);
       !s)
     return s;
   if (Status s = read(root, "data", "", path, c.data_dir); !s) return s;
@@ -126,8 +126,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
         Section{"quota", {"max_24_hour_send", "max_send_rate"}},
         Section{"account", {"ses_compatible_escaping"}},
         Section{"feedback",
-                {"listen", "hostname", "bounce_domain", "complaint_addresses",
-                 "soft_bounce_limit", "rules", "http_token"}},
+                {"listen", "hostname", "bounce_domain", "complaint_addresses", "soft_bounce_limit",
+                 "rules", "http_token"}},
         Section{"reputation",
                 {"enabled", "window", "min_sent", "review_bounce_rate", "pause_bounce_rate",
                  "review_complaint_rate", "pause_complaint_rate"}},
@@ -191,11 +191,29 @@ Status load_config(const std::string& path, ServeConfig& c) {
                        read(tab, "pause_complaint_rate", where, path, c.pause_complaint_rate)}) {
         if (!x) return x;
       }
-      for (const auto* r : {&c.review_bounce_rate, &c.pause_bounce_rate, &c.review_complaint_rate,
-                            &c.pause_complaint_rate}) {
+      for (auto [key, r] : {std::pair{"review_bounce_rate", &c.review_bounce_rate},
+                            std::pair{"pause_bounce_rate", &c.pause_bounce_rate},
+                            std::pair{"review_complaint_rate", &c.review_complaint_rate},
+                            std::pair{"pause_complaint_rate", &c.pause_complaint_rate}}) {
         if (*r && **r > 1)
-          return Status::invalid(path + ": reputation rates are fractions from 0 to 1 (0.05 is 5%)");
+          return Status::invalid(path + ": 'reputation." + key +
+                                 "' must be a fraction from 0 to 1 (0.05 is 5%)");
       }
+      auto at_most = [&](const std::optional<double>& review, double review_default,
+                         const std::optional<double>& pause, double pause_default,
+                         const char* what) -> Status {
+        if (review.value_or(review_default) > pause.value_or(pause_default))
+          return Status::invalid(path + ": 'reputation.review_" + what +
+                                 "_rate' is above 'reputation.pause_" + what +
+                                 "_rate': the review comes before the pause");
+        return Status::ok();
+      };
+      if (Status x = at_most(c.review_bounce_rate, 0.05, c.pause_bounce_rate, 0.10, "bounce"); !x)
+        return x;
+      if (Status x =
+              at_most(c.review_complaint_rate, 0.001, c.pause_complaint_rate, 0.005, "complaint");
+          !x)
+        return x;
     } else if (name == "events") {
       for (Status x : {read(tab, "webhook_secret_file", where, path, c.webhook_secret_file),
                        read(tab, "retry_initial", where, path, c.events_retry_initial),
@@ -216,11 +234,23 @@ Status load_config(const std::string& path, ServeConfig& c) {
     c.tls = smtp::TlsMode::kRequire;
   else
     return Status::invalid(path + ": 'delivery.tls' must be off, opportunistic or require");
-  for (const auto& d : {c.retry_initial, c.max_age, c.reputation_window, c.events_retry_initial,
-                        c.events_retry_max, c.events_max_age, c.events_retention}) {
-    if (auto p = parse_duration(d); !p)
-      return Status::invalid(path + ": '" + d + "': " + p.status().message());
+  for (auto [key, d] : {std::pair{"delivery.retry_initial", &c.retry_initial},
+                        std::pair{"delivery.max_age", &c.max_age},
+                        std::pair{"reputation.window", &c.reputation_window},
+                        std::pair{"events.retry_initial", &c.events_retry_initial},
+                        std::pair{"events.retry_max", &c.events_retry_max},
+                        std::pair{"events.max_age", &c.events_max_age},
+                        std::pair{"events.retention", &c.events_retention}}) {
+    auto p = parse_duration(*d);
+    if (!p) return Status::invalid(path + ": '" + key + "': " + p.status().message());
+    if (p->count() <= 0) return Status::invalid(path + ": '" + key + "' must be more than 0");
   }
+  if (*parse_duration(c.events_retry_max) < *parse_duration(c.events_retry_initial))
+    return Status::invalid(path + ": 'events.retry_max' is shorter than 'events.retry_initial'");
+  if (!c.bounce_domain.empty() &&
+      (!dns::valid_name(c.bounce_domain) || c.bounce_domain.find('.') == std::string::npos))
+    return Status::invalid(path + ": 'feedback.bounce_domain': '" + c.bounce_domain +
+                           "' is not a domain name (letters, digits, '-' and dots)");
   if (c.tls_cert.empty() != c.tls_key.empty())
     return Status::invalid(path + ": 'smtp.tls_cert' and 'smtp.tls_key' go together");
   for (const auto& f : {c.tls_cert, c.tls_key}) {

@@ -267,8 +267,7 @@ void DeliveryEngine::Impl::record_failed(const spool::Claimed& r, const std::str
 }
 
 Result<std::shared_ptr<const std::string>> DeliveryEngine::Impl::signed_message(
-    const spool::Claimed& r, std::string& envelope_from, MessagePolicy& policy,
-    MessageMeta& meta) {
+    const spool::Claimed& r, std::string& envelope_from, MessagePolicy& policy, MessageMeta& meta) {
   auto stored = spool.message(r.message);
   if (!stored) return stored.status();
   auto data = std::make_shared<std::string>();

@@ -65,8 +65,8 @@ std::string delay_type(const std::string& reason, const smtp::Reply& r, const st
 // filters, network and system errors, ...) are about us, our message or the path, and
 // suppressing the reader for them would punish the wrong party.
 bool about_recipient(const std::string& reason) {
-  static const std::set<std::string> kRecipientReasons = {"mailboxfull", "suspend", "expired",
-                                                          "systemfull", "undefined", "onhold"};
+  static const std::set<std::string> kRecipientReasons = {"mailboxfull", "suspend",   "expired",
+                                                          "systemfull",  "undefined", "onhold"};
   return kRecipientReasons.count(reason) > 0;
 }
 
@@ -98,7 +98,6 @@ struct FeedbackLoop::Impl {
   spool::MessageSpool& spool;
   Publisher& publisher;
   std::shared_ptr<spdlog::logger> log = logger("feedback");
-
 
   Impl(FeedbackOptions o, store::Store& st, spool::MessageSpool& sp, Publisher& p)
       : options(std::move(o)), store(st), spool(sp), publisher(p) {}
@@ -140,8 +139,8 @@ struct FeedbackLoop::Impl {
   }
 };
 
-FeedbackLoop::FeedbackLoop(FeedbackOptions options, store::Store& store,
-                           spool::MessageSpool& spool, Publisher& publisher)
+FeedbackLoop::FeedbackLoop(FeedbackOptions options, store::Store& store, spool::MessageSpool& spool,
+                           Publisher& publisher)
     : impl_(std::make_unique<Impl>(std::move(options), store, spool, publisher)) {
   for (auto& a : impl_->options.complaint_addresses) a = lower(a);
 }
@@ -150,8 +149,8 @@ FeedbackLoop::~FeedbackLoop() = default;
 
 Status FeedbackLoop::Impl::suppress(const std::string& email, const std::string& reason,
                                     const std::string& configuration_set,
-                                    const std::string& message_id,
-                                    const std::string& feedback_id, bool& done) {
+                                    const std::string& message_id, const std::string& feedback_id,
+                                    bool& done) {
   done = false;
   auto account = store.account();
   if (!account) return account.status();
@@ -185,8 +184,8 @@ Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEv
     if (!run) return run.status();
     if (*run >= options.soft_bounce_limit) {
       log->info("{}: {} soft bounces in a row", r.email, *run);
-      if (Status s = suppress(r.email, "BOUNCE", r.configuration_set, r.message_id,
-                              f.feedback_id, suppressed);
+      if (Status s = suppress(r.email, "BOUNCE", r.configuration_set, r.message_id, f.feedback_id,
+                              suppressed);
           !s)
         return s;
     }
@@ -286,10 +285,11 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
     if (scope.empty() && review && account->enforcement_status == "HEALTHY") {
       account->enforcement_status = "PROBATION";
       (void)store.put_account(*account);
-      log->warn("the account is under review: bounce rate {} (review at {}), complaint rate {} "
-                "(review at {}) over {} recipients",
-                percent(bounce_rate), percent(t.review_bounce_rate), percent(complaint_rate),
-                percent(t.review_complaint_rate), counts->sent);
+      log->warn(
+          "the account is under review: bounce rate {} (review at {}), complaint rate {} "
+          "(review at {}) over {} recipients",
+          percent(bounce_rate), percent(t.review_bounce_rate), percent(complaint_rate),
+          percent(t.review_complaint_rate), counts->sent);
     }
   }
 }
@@ -333,8 +333,8 @@ smtp::Reply FeedbackLoop::receive(const smtp::SubmissionEnvelope& envelope) {
     return reply(451, "4.3.0", "Feedback could not be recorded; try again later");
   }
   return reply(250, "2.0.0",
-               fmt::format("Feedback recorded: {} matched, {} unmatched",
-                           result->matched, result->unmatched));
+               fmt::format("Feedback recorded: {} matched, {} unmatched", result->matched,
+                           result->unmatched));
 }
 
 Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::string& verp_token) {
@@ -378,10 +378,10 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   bool verp_on = !m.options.bounce_domain.empty();
   if (verp_on && of_message.size() > 1) {
     result.unmatched += 1;
-    m.log->info("{} for message {} names it only by Message-ID and it had {} recipients: not "
-                "matched (reports about such messages come to VERP addresses)",
-                feedback_kind_name(report->kind), of_message.front().message_id,
-                of_message.size());
+    m.log->info(
+        "{} for message {} names it only by Message-ID and it had {} recipients: not "
+        "matched (reports about such messages come to VERP addresses)",
+        feedback_kind_name(report->kind), of_message.front().message_id, of_message.size());
     of_message.clear();
   }
   auto find_in_message = [&](const std::string& email) -> const spool::RecipientRecord* {
@@ -432,18 +432,18 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
       f.cls = {e.reason, e.hard, e.bounce_type, e.bounce_subtype};
       f.status = e.status.empty() ? (e.hard ? "5.0.0" : "4.0.0") : e.status;
       // SES's diagnosticCode keeps the DSN's type ("smtp; 550 ...", "X-Postfix; ...").
-      f.diagnostic = e.diagnostic.empty()
-                         ? ""
-                         : (e.diagnostic_type.empty() ? "smtp" : e.diagnostic_type) + "; " +
-                               e.diagnostic;
+      f.diagnostic =
+          e.diagnostic.empty()
+              ? ""
+              : (e.diagnostic_type.empty() ? "smtp" : e.diagnostic_type) + "; " + e.diagnostic;
       f.reporting_mta = report->reporting_mta.empty() ? "" : "dns; " + report->reporting_mta;
       f.feedback_id = feedback_id;
       bool suppressed = false;
       if (Status s = m.act_on_bounce(f, events, bounced, suppressed); !s) return s;
       result.suppressed += suppressed ? 1 : 0;
       sets_touched.insert(target->configuration_set);
-      m.log->info("bounce for {} (message {}): {} {}", target->email, target->message_id,
-                  e.reason, e.hard ? "hard" : "soft");
+      m.log->info("bounce for {} (message {}): {} {}", target->email, target->message_id, e.reason,
+                  e.hard ? "hard" : "soft");
     }
   } else {
     // A complaint: the token's recipient, else those the report names, else (a report that
@@ -477,8 +477,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
     }
     // not-spam says the opposite of a complaint; auth-failure (RFC 6591) is about our
     // authentication, not about the reader's wish: neither suppresses or counts.
-    bool not_spam =
-        report->feedback_type == "not-spam" || report->feedback_type == "auth-failure";
+    bool not_spam = report->feedback_type == "not-spam" || report->feedback_type == "auth-failure";
     std::map<std::string, std::vector<const spool::RecipientRecord*>> by_message;
     for (const auto* r : targets) by_message[r->message_id].push_back(r);
     for (const auto& [message_id, recipients] : by_message) {

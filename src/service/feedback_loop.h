@@ -58,7 +58,7 @@ struct FeedbackOptions {
   // (reason BOUNCE). 0: soft bounces never suppress.
   int soft_bounce_limit = 3;
   ReputationThresholds reputation;
-  std::string reporting_mta;  // our EHLO name, for records
+  std::string reporting_mta;                                  // our EHLO name, for records
   std::chrono::milliseconds max_age{std::chrono::hours(24)};  // for DeliveryDelay's expiration
 };
 

@@ -124,13 +124,20 @@ std::string mail_json_of(const OutboundMessage& msg, const spool::NewMessage& nm
       }
       std::string key = lower(name);
       auto& ch = info.common_headers;
-      if (key == "from") ch.from = addresses(f.value);
-      else if (key == "to") ch.to = addresses(f.value);
-      else if (key == "cc") ch.cc = addresses(f.value);
-      else if (key == "reply-to") ch.reply_to = addresses(f.value);
-      else if (key == "subject") ch.subject = value;
-      else if (key == "date") ch.date = value;
-      else if (key == "message-id") ch.message_id = value;
+      if (key == "from")
+        ch.from = addresses(f.value);
+      else if (key == "to")
+        ch.to = addresses(f.value);
+      else if (key == "cc")
+        ch.cc = addresses(f.value);
+      else if (key == "reply-to")
+        ch.reply_to = addresses(f.value);
+      else if (key == "subject")
+        ch.subject = value;
+      else if (key == "date")
+        ch.date = value;
+      else if (key == "message-id")
+        ch.message_id = value;
     }
   }
   info.tags["ses:configuration-set"] = {nm.configuration_set};
@@ -284,8 +291,7 @@ void Service::Impl::commit_loop() {
             ++open;
           }
         }
-        accepted.push_back(
-            {msg.message_id, msg.configuration_set, std::move(msg.mail_json), open});
+        accepted.push_back({msg.message_id, msg.configuration_set, std::move(msg.mail_json), open});
       }
       feedback->on_accepted(accepted);
     }

@@ -82,8 +82,9 @@ Result<std::unique_ptr<MessageSpool>> MessageSpool::open(const std::string& path
   for (auto [table, column, sql] :
        {std::tuple{"message", "mail_json",
                    "ALTER TABLE message ADD COLUMN mail_json TEXT NOT NULL DEFAULT ''"},
-        std::tuple{"message_recipient", "feedback",
-                   "ALTER TABLE message_recipient ADD COLUMN feedback INTEGER NOT NULL DEFAULT 0"}}) {
+        std::tuple{
+            "message_recipient", "feedback",
+            "ALTER TABLE message_recipient ADD COLUMN feedback INTEGER NOT NULL DEFAULT 0"}}) {
     if (!has_column(table, column) &&
         sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
       return Status::io_error("spool '" + path + "' cannot be upgraded: " + sqlite3_errmsg(db));
@@ -338,8 +339,9 @@ RecipientRecord read_recipient(Stmt& st) {
 
 Result<bool> MessageSpool::mark_feedback(int64_t row, int mark) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt st(db_, "UPDATE message_recipient SET feedback = feedback | ? WHERE id = ? AND "
-               "(feedback & ?) = 0");
+  Stmt st(db_,
+          "UPDATE message_recipient SET feedback = feedback | ? WHERE id = ? AND "
+          "(feedback & ?) = 0");
   if (!st.ok()) return db_error(db_);
   st.bind(1, static_cast<int64_t>(mark)).bind(2, row).bind(3, static_cast<int64_t>(mark));
   if (st.step() != SQLITE_DONE) return db_error(db_);

@@ -391,6 +391,26 @@ TEST_F(DispatcherTest, EventsOlderThanMaxAgeAreDropped) {
   EXPECT_EQ(outbox_->counts()->dropped, 2u);
 }
 
+// Regression (deleted_destination_keeps_receiving): events waiting for a destination that was
+// deleted (or its configuration set) are dropped, not delivered; others go on.
+TEST_F(DispatcherTest, DeletedDestinationKeepsReceiving) {
+  std::string gone_path = (dir_.path() / "gone.jsonl").string();
+  std::string kept_path = (dir_.path() / "kept.jsonl").string();
+  Destination gone{"marketing/gone", Destination::kFile, gone_path};
+  Destination kept{"marketing/kept", Destination::kFile, kept_path};
+  ASSERT_TRUE(outbox_->append({event(1, {gone, kept}), event(2, {gone, kept})}, now_ms()));
+  DispatcherOptions o = fast_options();
+  o.destination_exists = [](const std::string& id) { return id != "marketing/gone"; };
+  Dispatcher d(*outbox_, o);
+  ASSERT_TRUE(d.start());
+  ASSERT_TRUE(eventually([&] { return d.stats().delivered == 2 && d.stats().dropped == 2; }));
+  d.stop();
+  EXPECT_FALSE(std::filesystem::exists(gone_path));
+  EXPECT_EQ(testing::read_file(kept_path),
+            "{\"eventType\":\"Delivery\",\"n\":1}\n{\"eventType\":\"Delivery\",\"n\":2}\n");
+  EXPECT_EQ(*outbox_->pending(gone.id), 0u);
+}
+
 TEST_F(DispatcherTest, BadCaFileIsAnError) {
   DispatcherOptions o = fast_options();
   o.ca_file = (dir_.path() / "missing.pem").string();

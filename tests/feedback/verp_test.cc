@@ -30,8 +30,9 @@ TEST(Verp, ForgedOrDamagedTokensAreRefused) {
   EXPECT_EQ(verp_row(token, "another key of thirty-two bytes!"), std::nullopt);
   std::string other_row = verp_token(43, kKey);
   // The tag of one row on another row.
-  EXPECT_EQ(verp_row(other_row.substr(0, other_row.find('-')) + token.substr(token.find('-')), kKey),
-            std::nullopt);
+  EXPECT_EQ(
+      verp_row(other_row.substr(0, other_row.find('-')) + token.substr(token.find('-')), kKey),
+      std::nullopt);
   for (const std::string& bad :
        {std::string(""), std::string("-"), std::string("16-"), token + "x", token.substr(1),
         std::string("0-aaaaaaaa"), std::string("016-") + token.substr(token.find('-') + 1),

@@ -100,6 +100,58 @@ TEST_F(ConfigTest, ErrorsNameTheKeyAndWhy) {
   }
 }
 
+// Regression (feedback_config_errors_without_key): every feedback, reputation and events value
+// that is wrong names its key, and values that cannot work are refused at start.
+TEST_F(ConfigTest, FeedbackReputationAndEventErrorsNameTheKey) {
+  struct Case {
+    const char* text;
+    const char* error;
+  };
+  for (const Case& k : std::vector<Case>{
+           {"[reputation]\nwindow = \"abc\"\n", ": 'reputation.window': "},
+           {"[events]\nretry_initial = \"soon\"\n", ": 'events.retry_initial': "},
+           {"[reputation]\nwindow = \"0s\"\n", ": 'reputation.window' must be more than 0"},
+           {"[reputation]\npause_bounce_rate = 1.5\n",
+            ": 'reputation.pause_bounce_rate' must be a fraction from 0 to 1 (0.05 is 5%)"},
+           {"[reputation]\nreview_bounce_rate = 0.2\n",
+            ": 'reputation.review_bounce_rate' is above 'reputation.pause_bounce_rate': the review "
+            "comes before the pause"},
+           {"[events]\nretry_initial = \"10m\"\n",
+            ": 'events.retry_max' is shorter than 'events.retry_initial'"},
+           {"[feedback]\nbounce_domain = \"bad domain\"\n",
+            ": 'feedback.bounce_domain': 'bad domain' is not a domain name (letters, digits, '-' "
+            "and dots)"},
+           {"[feedback]\nbounce_domain = \"x@y.test\"\n",
+            ": 'feedback.bounce_domain': 'x@y.test' is not a domain name (letters, digits, '-' "
+            "and dots)"},
+           {"[feedback]\nbounce_domain = \"localhost\"\n",
+            ": 'feedback.bounce_domain': 'localhost' is not a domain name (letters, digits, '-' "
+            "and dots)"},
+           {"[feedback]\nlisten = \"nowhere\"\n",
+            ": 'feedback.listen': 'nowhere': give HOST:PORT, e.g. 127.0.0.1:8585"},
+           {"[feedback]\ncomplaint_addresses = [\"fbl\"]\n",
+            ": 'feedback.complaint_addresses': 'fbl' is not an address"},
+           {"[feedback]\nsurprise = 1\n", ": unknown key 'feedback.surprise'"},
+       }) {
+    ServeConfig c;
+    std::string path = write(k.text);
+    Status s = load_config(path, c);
+    ASSERT_FALSE(s.is_ok()) << k.text;
+    EXPECT_TRUE(s.message().starts_with(path + k.error)) << s.message();
+  }
+  ServeConfig c;
+  std::string path = write(
+      "[feedback]\nlisten = \"127.0.0.1:0\"\nbounce_domain = \"bounces.example.com\"\n"
+      "complaint_addresses = [\"fbl@bounces.example.com\"]\nsoft_bounce_limit = 5\n"
+      "[reputation]\nmin_sent = 50\npause_complaint_rate = 0.01\n[events]\nretention = \"1d\"\n");
+  ASSERT_TRUE(load_config(path, c).is_ok());
+  EXPECT_EQ(c.bounce_domain, "bounces.example.com");
+  EXPECT_EQ(c.soft_bounce_limit, 5);
+  EXPECT_EQ(c.reputation_min_sent, 50u);
+  EXPECT_EQ(c.pause_complaint_rate, 0.01);
+  EXPECT_EQ(c.events_retention, "1d");
+}
+
 // Regression (config_directory_ignored): a directory given as the file was read as empty.
 TEST_F(ConfigTest, ADirectoryOrAMissingFileIsAnError) {
   ServeConfig c;

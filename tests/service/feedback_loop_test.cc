@@ -382,6 +382,9 @@ TEST_F(FeedbackLoopTest, TokenOnTheReportsOwnToHeaderIsEnough) {
 }
 
 TEST_F(FeedbackLoopTest, HardBounceByMessageIdMatchesTheNamedRecipientOnly) {
+  // Without VERP the Message-ID is all there is: it matches the recipient the report names.
+  options_.bounce_domain = "";
+  make_loop();
   auto rs = accept("msg-mid", "news", {"ann@example.com", "bob@example.com"});
   ASSERT_EQ(rs.size(), 2u);
   auto r = loop_->process(dsn("sender@news.example", "bob@example.com", "failed", "5.1.1",
@@ -398,6 +401,63 @@ TEST_F(FeedbackLoopTest, HardBounceByMessageIdMatchesTheNamedRecipientOnly) {
   EXPECT_EQ(ev[0]["bounce"]["bouncedRecipients"][0]["emailAddress"], "bob@example.com");
   EXPECT_EQ(ev[0]["bounce"]["bouncedRecipients"][0]["diagnosticCode"],
             "smtp; 550 5.1.1 <bob@example.com>: user unknown");
+}
+
+// Regression (co_recipient_forges_bounce): a recipient of a message sent to several people
+// knows its Message-ID and could mail a made-up bounce naming the others. Under VERP genuine
+// reports about such messages come to VERP addresses, so the Message-ID alone matches nothing.
+TEST_F(FeedbackLoopTest, CoRecipientForgesBounce) {
+  auto rs = accept("msg-co", "news", {"ann@example.com", "bob@example.com"});
+  ASSERT_EQ(rs.size(), 2u);
+  auto r = loop_->process(dsn("postmaster@bounces.test", "bob@example.com", "failed", "5.1.1",
+                              "550 5.1.1 user unknown", "msg-co@news.example"),
+                          "");
+  expect_result(r, FeedbackKind::kBounce, 0, 2, 0);
+  EXPECT_FALSE(suppressed("bob@example.com"));
+  EXPECT_TRUE(events().empty());
+  // A one-recipient message is still matched by its Message-ID.
+  auto one = accept("msg-one", "news", {"carol@example.com"});
+  ASSERT_EQ(one.size(), 1u);
+  expect_result(loop_->process(dsn("postmaster@bounces.test", "carol@example.com", "failed",
+                                   "5.1.1", "550 5.1.1 user unknown", "msg-one@news.example"),
+                               ""),
+                FeedbackKind::kBounce, 1, 0, 1);
+}
+
+// Regression (replayed_report_counts_again, dsn_repeating_a_recipient): the same report sent
+// again, or one report naming a recipient many times, is acted on once.
+TEST_F(FeedbackLoopTest, ReplayedReportCountsAgain) {
+  auto rs = accept("msg-replay", "news", {"ann@example.com"});
+  ASSERT_EQ(rs.size(), 1u);
+  std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.1.1",
+                           "550 5.1.1 user unknown", "msg-replay@news.example");
+  expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 1);
+  auto again = loop_->process(report, token(rs[0]));
+  expect_result(again, FeedbackKind::kBounce, 0, 0, 0);
+  EXPECT_EQ(again->repeated, 1u);
+  EXPECT_EQ(events().size(), 1u);
+  auto acct = store_->reputation_since("", 0, now_ms());
+  ASSERT_TRUE(acct.is_ok());
+  EXPECT_EQ(acct->bounced, 1u);
+
+  auto other = accept("msg-many", "news", {"bob@example.com"});
+  ASSERT_EQ(other.size(), 1u);
+  std::string block = dsn("postmaster@bounces.test", "bob@example.com", "failed", "5.1.1",
+                          "550 5.1.1 user unknown", "msg-many@news.example");
+  std::string per_recipient =
+      "\nFinal-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 5.1.1\n";
+  std::string many = block;
+  size_t at = many.find("Final-Recipient:");
+  ASSERT_NE(at, std::string::npos);
+  for (int i = 0; i < 200; ++i) many.insert(at, per_recipient.substr(1) + "\n");
+  auto r = loop_->process(many, "");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->matched, 1u);
+  EXPECT_EQ(r->suppressed, 1u);
+  acct = store_->reputation_since("", 0, now_ms());
+  ASSERT_TRUE(acct.is_ok());
+  EXPECT_EQ(acct->bounced, 2u);
+  EXPECT_EQ(events().size(), 2u);
 }
 
 TEST_F(FeedbackLoopTest, ForgedTokenAndUnknownMessageIdMatchNothing) {
@@ -493,19 +553,21 @@ TEST_F(FeedbackLoopTest, ReceiveTakesTheTokenFromTheEnvelope) {
 // ---- soft bounces ---------------------------------------------------------------------------
 
 TEST_F(FeedbackLoopTest, RunOfThreeSoftBouncesSuppresses) {
-  auto rs = accept("msg-soft", "news", {"ann@example.com"});
-  ASSERT_EQ(rs.size(), 1u);
-  std::string report =
-      dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "msg-soft@news.example");
-  for (int i = 0; i < 2; ++i) {
-    expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 0);
-    EXPECT_FALSE(suppressed("ann@example.com")) << "after soft bounce " << i + 1;
+  // Three messages, a soft bounce each.
+  for (int i = 0; i < 3; ++i) {
+    std::string id = "msg-soft-" + std::to_string(i);
+    auto rs = accept(id, "news", {"ann@example.com"});
+    ASSERT_EQ(rs.size(), 1u);
+    std::string report =
+        dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, id + "@news.example");
+    expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0,
+                  i == 2 ? 1 : 0);
+    EXPECT_EQ(suppressed("ann@example.com"), i == 2) << "after soft bounce " << i + 1;
   }
-  expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 1);
   auto s = store_->get_suppressed("ann@example.com");
   ASSERT_TRUE(s.is_ok());
   EXPECT_EQ(s->reason, "BOUNCE");
-  EXPECT_EQ(s->message_id, "msg-soft");
+  EXPECT_EQ(s->message_id, "msg-soft-2");
 
   auto ev = events();
   ASSERT_EQ(ev.size(), 3u);
@@ -523,49 +585,68 @@ TEST_F(FeedbackLoopTest, RunOfThreeSoftBouncesSuppresses) {
   EXPECT_EQ(acct->bounced, 0u);
 }
 
+// Regression (sender_side_soft_bounces_suppress): refusals that are about us (our IP on a block
+// list, rate limits) never make a run that suppresses the reader.
+TEST_F(FeedbackLoopTest, SenderSideSoftBouncesSuppress) {
+  for (int i = 0; i < 5; ++i) {
+    auto rs = accept("msg-blocked-" + std::to_string(i), "news", {"ceo@example.com"});
+    ASSERT_EQ(rs.size(), 1u);
+    loop_->on_attempts({attempt(rs[0], spool::RecipientState::kBounced, 550, "5.7.1",
+                                "Service unavailable; client host [192.0.2.1] blocked using "
+                                "zen.spamhaus.org",
+                                "rcpt")});
+  }
+  EXPECT_FALSE(suppressed("ceo@example.com"));
+}
+
 TEST_F(FeedbackLoopTest, DeliveryBetweenSoftBouncesStartsTheRunAgain) {
-  auto rs = accept("msg-reset", "news", {"ann@example.com"});
-  ASSERT_EQ(rs.size(), 1u);
-  std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
-  for (int i = 0; i < 2; ++i) {
-    expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 0);
-  }
-  loop_->on_attempts(
-      {attempt(rs[0], spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
-  for (int i = 0; i < 2; ++i) {
-    expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 0);
-    EXPECT_FALSE(suppressed("ann@example.com")) << "soft bounce " << i + 1 << " after delivery";
-  }
-  expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 1);
+  int n = 0;
+  auto soft = [&](size_t want_suppressed) {
+    std::string id = "msg-reset-" + std::to_string(n++);
+    auto rs = accept(id, "news", {"ann@example.com"});
+    std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
+    expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0,
+                  want_suppressed);
+    return rs[0];
+  };
+  soft(0);
+  auto last = soft(0);
+  loop_->on_attempts({attempt(last, spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
+  soft(0);
+  soft(0);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  soft(1);
   EXPECT_TRUE(suppressed("ann@example.com"));
 }
 
+// Regression (soft_run_survives_restart): the run is the store's, so a delivery after a restart
+// ends it too.
 TEST_F(FeedbackLoopTest, DeliveryAfterRestartStartsTheSoftBounceRunAgain) {
-  // BUG: FeedbackLoop resets the stored run (store::Store::reset_soft_bounces) on a delivery
-  // only when the address is in its in-memory `soft_bounced` set, which is empty after a
-  // restart; the run counted before the restart survives the delivery and the next soft bounce
-  // suppresses the address although only one came since the delivery.
-  GTEST_SKIP() << "BUG: a delivery after a restart does not reset the soft bounce run";
-  auto rs = accept("msg-restart", "news", {"ann@example.com"});
-  ASSERT_EQ(rs.size(), 1u);
-  std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
+  std::vector<spool::RecipientRecord> rows;
+  for (int i = 0; i < 3; ++i) {
+    auto rs = accept("msg-restart-" + std::to_string(i), "news", {"ann@example.com"});
+    ASSERT_EQ(rs.size(), 1u);
+    rows.push_back(rs[0]);
+  }
   for (int i = 0; i < 2; ++i) {
-    expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 0);
+    std::string report = dsn(verp(rows[i]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
+    expect_result(loop_->process(report, token(rows[i])), FeedbackKind::kBounce, 1, 0, 0);
   }
   make_loop();  // `magnetic serve` restarted: same store and spool
   loop_->on_attempts(
-      {attempt(rs[0], spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
-  expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 0);
+      {attempt(rows[1], spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
+  std::string report = dsn(verp(rows[2]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
+  expect_result(loop_->process(report, token(rows[2])), FeedbackKind::kBounce, 1, 0, 0);
   EXPECT_FALSE(suppressed("ann@example.com"));
 }
 
 TEST_F(FeedbackLoopTest, SoftBounceLimitZeroNeverSuppresses) {
   options_.soft_bounce_limit = 0;
   make_loop();
-  auto rs = accept("msg-nolimit", "news", {"ann@example.com"});
-  ASSERT_EQ(rs.size(), 1u);
-  std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
   for (int i = 0; i < 5; ++i) {
+    auto rs = accept("msg-nolimit-" + std::to_string(i), "news", {"ann@example.com"});
+    ASSERT_EQ(rs.size(), 1u);
+    std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
     expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0, 0);
   }
   EXPECT_FALSE(suppressed("ann@example.com"));
@@ -684,6 +765,8 @@ TEST_F(FeedbackLoopTest, ComplaintByTokenSuppressesAndPublishes) {
 }
 
 TEST_F(FeedbackLoopTest, ComplaintByMessageIdAndOriginalRcptTo) {
+  options_.bounce_domain = "";  // without VERP
+  make_loop();
   auto rs = accept("msg-rcptto", "news", {"ann@example.com", "bob@example.com"});
   ASSERT_EQ(rs.size(), 2u);
   auto r = loop_->process(
@@ -695,10 +778,18 @@ TEST_F(FeedbackLoopTest, ComplaintByMessageIdAndOriginalRcptTo) {
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["complaint"]["complainedRecipients"],
             nlohmann::json::parse(R"([{"emailAddress":"ann@example.com"}])"));
+  // The same complaint again is not counted again.
+  auto again = loop_->process(
+      arf("fbl@bounces.test", "abuse", "ann@example.com", "msg-rcptto@news.example"), "");
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->repeated, 1u);
+  EXPECT_EQ(events().size(), 1u);
 }
 
 TEST_F(FeedbackLoopTest, ComplaintNamingNobodyIsAboutTheWholeMessage) {
-  // Providers redact the recipient: the complaint is about every recipient of the message.
+  // Providers redact the recipient: without VERP the complaint is about every recipient.
+  options_.bounce_domain = "";
+  make_loop();
   auto rs = accept("msg-redacted", "news", {"ann@example.com", "bob@example.com"});
   ASSERT_EQ(rs.size(), 2u);
   auto r = loop_->process(arf("fbl@bounces.test", "abuse", "", "msg-redacted@news.example"), "");
@@ -708,6 +799,30 @@ TEST_F(FeedbackLoopTest, ComplaintNamingNobodyIsAboutTheWholeMessage) {
   auto ev = events();
   ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0]["complaint"]["complainedRecipients"].size(), 2u);
+}
+
+// Regression (redacted_complaint_suppresses_everyone): under VERP a redacted report that names
+// a message of several recipients only by Message-ID suppresses none of them.
+TEST_F(FeedbackLoopTest, RedactedComplaintSuppressesEveryone) {
+  auto rs = accept("msg-redacted2", "news", {"ann@example.com", "bob@example.com"});
+  ASSERT_EQ(rs.size(), 2u);
+  auto r = loop_->process(arf("fbl@bounces.test", "abuse", "", "msg-redacted2@news.example"), "");
+  expect_result(r, FeedbackKind::kComplaint, 0, 1, 0);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+}
+
+// Regression (auth_failure_report_suppresses): an RFC 6591 authentication failure report is
+// about our DKIM/SPF, not the reader's wish.
+TEST_F(FeedbackLoopTest, AuthFailureReportSuppresses) {
+  auto rs = accept("msg-auth", "news", {"ann@example.com"});
+  ASSERT_EQ(rs.size(), 1u);
+  auto r = loop_->process(
+      arf(verp(rs[0]), "auth-failure", "ann@example.com", "msg-auth@news.example"), token(rs[0]));
+  expect_result(r, FeedbackKind::kComplaint, 1, 0, 0);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  auto acct = store_->reputation_since("", 0, now_ms());
+  ASSERT_TRUE(acct.is_ok());
+  EXPECT_EQ(acct->complained, 0u);
 }
 
 TEST_F(FeedbackLoopTest, ComplaintAboutAnUnknownMessageIsUnmatched) {
