@@ -516,10 +516,11 @@ class WebhookReceiver:
     in arrival order, answers 200, and can be started and stopped on the same port (to be "down"
     for a while). Bounded: it serves until stopped, one thread."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, tls=None):
         import threading
 
         self.port = port or free_port()
+        self.tls = tls  # (cert_file, key_file): https
         self.requests = []
         self.lock = threading.Lock()
         self.server = None
@@ -548,6 +549,12 @@ class WebhookReceiver:
 
         http.server.ThreadingHTTPServer.allow_reuse_address = True
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
@@ -564,7 +571,17 @@ class WebhookReceiver:
             return [(hd, json.loads(body)) for hd, body in self.requests]
 
     def url(self, path="/hook"):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
+
+
+def self_signed_cert(dir, name="hook"):
+    """A certificate for 127.0.0.1 (subjectAltName IP) and its key, made with openssl: the CA file
+    an https client must be given."""
+    cert, key = os.path.join(dir, f"{name}-cert.pem"), os.path.join(dir, f"{name}-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+                    cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
 
 
 def webhook_signature_ok(headers, body, secret):

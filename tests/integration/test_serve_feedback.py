@@ -29,7 +29,7 @@ FBL = "fbl@bounces.test"
 TOKEN = "feedback-token-0123456789"
 
 
-def config(work, data):
+def config(work, data, ca_file):
     path = os.path.join(work, "magnetic.toml")
     with open(path, "w") as f:
         f.write(f'''
@@ -46,6 +46,7 @@ min_sent = 1000000
 [events]
 retry_initial = "100ms"
 retry_max = "500ms"
+ca_file = "{ca_file}"
 ''')
     return path
 
@@ -107,7 +108,8 @@ def main():
         return
     work = h.tempdir()
     data = os.path.join(work, "data")
-    cfg = config(work, data)
+    tls = h.self_signed_cert(work)
+    cfg = config(work, data, tls[0])
     sink_dir = os.path.join(work, "sink")
     os.makedirs(sink_dir)
     sink, sink_port = h.start_smtp_sink(sink_dir)
@@ -234,11 +236,39 @@ def main():
         rc, out = swaks(ports["feedback"], forged, report1)
         h.check(rc != 0 and "550 5.1.1" in out, f"forged VERP address:\n{out}")
 
+        # An https webhook, verified against the CA file of the configuration.
+        secure = h.WebhookReceiver(tls=tls).start()
+        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
+            "EventDestinationName": "secure",
+            "EventDestination": {"Enabled": True, "MatchingEventTypes": ["SEND"],
+                                 "SnsDestination": {"TopicArn": secure.url()}}})
+        time.sleep(2.5)  # the service reads destinations through a cache of 2 seconds
+        over_tls = send("reader4@good.test", "over https")
+        wait_for(lambda: [e for _, e in secure.events() if e["mail"]["messageId"] == over_tls],
+                 "the Send event at the https webhook")
+        secure.stop()
+        api.ok("DELETE", f"/v2/email/configuration-sets/{SET}/event-destinations/secure")
+        # A certificate the CA file does not vouch for is refused.
+        untrusted = h.WebhookReceiver(tls=h.self_signed_cert(work, "other")).start()
+        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
+            "EventDestinationName": "untrusted",
+            "EventDestination": {"Enabled": True, "MatchingEventTypes": ["SEND"],
+                                 "SnsDestination": {"TopicArn": untrusted.url()}}})
+        time.sleep(2.5)
+        send("reader5@good.test", "not over untrusted https")
+        wait_for(lambda: "untrusted" in h.serve_log(data) and "certificate verify failed" in h.serve_log(data),
+                 "the refusal of the untrusted certificate in the log")
+        h.check_eq(untrusted.requests, [], "requests that reached the untrusted https webhook")
+        untrusted.stop()
+        api.ok("DELETE", f"/v2/email/configuration-sets/{SET}/event-destinations/untrusted")
+        time.sleep(2.5)
+        print("https webhook: Send event received over TLS; an untrusted certificate refused")
+
         # 3. Webhook outage and kill -9.
         before = len(receiver.requests)
         receiver.stop()
         ids = [send(f"user{i}@good.test", f"outage {i}") for i in range(10)]
-        wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 13, "10 more messages at smtp-sink")
+        wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 15, "10 more messages at smtp-sink")
         time.sleep(0.5)  # let delivery record the outcomes (the events are appended first)
         h.kill9(p)
         p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
