@@ -99,6 +99,14 @@ struct FeedbackLoop::Impl {
   Publisher& publisher;
   std::shared_ptr<spdlog::logger> log = logger("feedback");
 
+  // Recipients sent, per scope ("" the account), not yet written: one reputation write a second
+  // at most, not one per group commit of the spool (each is a commit of its own). The guard
+  // writes them before it judges.
+  std::mutex sent_mu;
+  std::map<std::string, uint64_t> unsaved_sent;
+  std::chrono::steady_clock::time_point sent_saved{};
+  void save_sent(bool now_anyway);
+
   Impl(FeedbackOptions o, store::Store& st, spool::MessageSpool& sp, Publisher& p)
       : options(std::move(o)), store(st), spool(sp), publisher(p) {}
 
@@ -145,7 +153,24 @@ FeedbackLoop::FeedbackLoop(FeedbackOptions options, store::Store& store, spool::
   for (auto& a : impl_->options.complaint_addresses) a = lower(a);
 }
 
-FeedbackLoop::~FeedbackLoop() = default;
+FeedbackLoop::~FeedbackLoop() { impl_->save_sent(true); }
+
+void FeedbackLoop::Impl::save_sent(bool now_anyway) {
+  std::map<std::string, uint64_t> counts;
+  {
+    std::lock_guard<std::mutex> lock(sent_mu);
+    auto now = std::chrono::steady_clock::now();
+    if (!now_anyway && now - sent_saved < std::chrono::seconds(1)) return;
+    sent_saved = now;
+    counts.swap(unsaved_sent);
+  }
+  int64_t now = wall_ms();
+  for (const auto& [scope, n] : counts) {
+    if (!n) continue;
+    if (Status s = store.record_reputation(scope, now, n, 0, 0); !s)
+      log->warn("reputation counters not updated: {}", s.message());
+  }
+}
 
 Status FeedbackLoop::Impl::suppress(const std::string& email, const std::string& reason,
                                     const std::string& configuration_set,
@@ -226,6 +251,7 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
   (void)force;
   const ReputationThresholds& t = options.reputation;
   if (!t.enabled) return;
+  save_sent(true);
   std::vector<std::string> scopes = {""};
   if (!set.empty()) scopes.push_back(set);
   for (const std::string& scope : scopes) {
@@ -629,15 +655,15 @@ void FeedbackLoop::on_accepted(const std::vector<Accepted>& messages) {
     if (auto json = events::make_send_event(msg.mail_json))
       events.push_back({msg.configuration_set, msg.message_id, EventType::kSend, *json});
   }
-  // The account's count once, each set's on its own.
   if (m.options.reputation.enabled) {
-    int64_t now = wall_ms();
-    uint64_t total = 0;
-    for (const auto& [set, n] : sent) {
-      total += n;
-      if (!set.empty() && n) (void)m.store.record_reputation(set, now, n, 0, 0);
+    {
+      std::lock_guard<std::mutex> lock(m.sent_mu);
+      for (const auto& [set, n] : sent) {
+        m.unsaved_sent[""] += n;
+        if (!set.empty()) m.unsaved_sent[set] += n;
+      }
     }
-    if (total) (void)m.store.record_reputation("", now, total, 0, 0);
+    m.save_sent(false);
   }
   m.publish(events);
 }
