@@ -868,7 +868,17 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth);
 }  // namespace
 
 Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
-  return parse_report(raw_message, 0);
+  auto report = parse_report(raw_message, 0);
+  if (report && !report->arrival_date.empty()) {
+    // GMime reads RFC 5322 dates, with the liberties real reports take.
+    GDateTime* t = g_mime_utils_header_decode_date(report->arrival_date.c_str());
+    if (t) {
+      report->arrival_date_ms = static_cast<int64_t>(g_date_time_to_unix(t)) * 1000 +
+                                g_date_time_get_microsecond(t) / 1000;
+      g_date_time_unref(t);
+    }
+  }
+  return report;
 }
 
 namespace {

@@ -9,6 +9,7 @@
 // Thread-safe: parse_feedback holds no state of its own (GMime is initialised once).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,7 @@ struct FeedbackReport {
   // Per-message fields of a DSN or ARF report, where present.
   std::string reporting_mta;       // Reporting-MTA without its type
   std::string arrival_date;        // DSN Arrival-Date or ARF Arrival-Date / Received-Date
+  int64_t arrival_date_ms = 0;     // arrival_date as Unix milliseconds; 0 when unreadable
   std::string feedback_type;       // ARF: abuse, fraud, virus, other, not-spam, opt-out, ...
   std::string user_agent;          // ARF User-Agent
   std::string original_mail_from;  // ARF Original-Mail-From, else the returned Return-Path

@@ -261,6 +261,10 @@ Status load_config(const std::string& path, ServeConfig& c) {
     if (auto l = parse_listen(c.feedback_listen); !l)
       return Status::invalid(path + ": 'feedback.listen': " + l.status().message());
   }
+  if (!c.feedback_http_token.empty() && c.feedback_http_token.size() < 16)
+    return Status::invalid(path +
+                           ": 'feedback.http_token' must be at least 16 characters (it "
+                           "lets its holder suppress addresses)");
   for (auto& a : c.complaint_addresses) {
     if (a.find('@') == std::string::npos)
       return Status::invalid(path + ": 'feedback.complaint_addresses': '" + a +

@@ -379,6 +379,13 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   // message's Message-ID (ours are <MessageId@domain>) names a message.
   std::optional<spool::RecipientRecord> by_token;
   std::string token = verp_token.empty() ? report->verp_token : verp_token;
+  if (token.empty() && !report->original_mail_from.empty() && !m.options.bounce_domain.empty()) {
+    // An ARF report's Original-Mail-From is the envelope sender we used: our VERP address.
+    std::string from = report->original_mail_from;
+    if (from.size() > 1 && from.front() == '<' && from.back() == '>')
+      from = from.substr(1, from.size() - 2);
+    token = feedback::verp_token_of(lower(from), m.options.bounce_domain);
+  }
   if (!token.empty()) {
     if (auto row = feedback::verp_row(token, m.options.verp_key)) {
       auto r = m.spool.recipient(*row);
@@ -403,12 +410,14 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   // then only matches a message sent to one recipient.
   bool verp_on = !m.options.bounce_domain.empty();
   if (verp_on && of_message.size() > 1) {
-    result.unmatched += 1;
+    size_t named = 0;
+    for (const auto& e : report->entries) named += e.recipient.empty() ? 0 : 1;
+    result.unmatched = std::max<size_t>(1, named);
     m.log->info(
         "{} for message {} names it only by Message-ID and it had {} recipients: not "
         "matched (reports about such messages come to VERP addresses)",
         feedback_kind_name(report->kind), of_message.front().message_id, of_message.size());
-    of_message.clear();
+    return result;
   }
   auto find_in_message = [&](const std::string& email) -> const spool::RecipientRecord* {
     for (const auto& r : of_message) {
@@ -421,6 +430,10 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   std::set<int64_t> seen_rows;
   auto first_time = [&](const spool::RecipientRecord& r, int mark) -> Result<bool> {
     if (!seen_rows.insert(r.row).second) return false;
+    return m.spool.mark_feedback(r.row, mark);
+  };
+  // For rows already entered in seen_rows.
+  auto first_time_marked = [&](const spool::RecipientRecord& r, int mark) -> Result<bool> {
     return m.spool.mark_feedback(r.row, mark);
   };
 
@@ -491,9 +504,16 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
       }
     }
     if (candidates.empty() && result.unmatched == 0) result.unmatched = 1;
+    // not-spam says the opposite of a complaint; auth-failure (RFC 6591) is about our
+    // authentication, not about the reader's wish: neither suppresses or counts, and neither
+    // marks the recipient as complained (a real complaint may follow).
+    bool not_spam = report->feedback_type == "not-spam" || report->feedback_type == "auth-failure";
     std::vector<const spool::RecipientRecord*> targets;
     for (const auto* r : candidates) {
-      auto fresh = first_time(*r, spool::MessageSpool::kFeedbackComplaint);
+      bool new_here = seen_rows.insert(r->row).second;
+      Result<bool> fresh = new_here;
+      if (new_here && !not_spam)
+        fresh = first_time_marked(*r, spool::MessageSpool::kFeedbackComplaint);
       if (!fresh) return fresh.status();
       if (*fresh) {
         targets.push_back(r);
@@ -501,9 +521,6 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
         ++result.repeated;
       }
     }
-    // not-spam says the opposite of a complaint; auth-failure (RFC 6591) is about our
-    // authentication, not about the reader's wish: neither suppresses or counts.
-    bool not_spam = report->feedback_type == "not-spam" || report->feedback_type == "auth-failure";
     std::map<std::string, std::vector<const spool::RecipientRecord*>> by_message;
     for (const auto* r : targets) by_message[r->message_id].push_back(r);
     for (const auto& [message_id, recipients] : by_message) {
@@ -530,6 +547,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
         c.feedback_id = feedback_id;
         c.user_agent = report->user_agent;
         c.complaint_feedback_type = report->feedback_type;
+        if (report->arrival_date_ms > 0) c.arrival_date_ms = report->arrival_date_ms;
         auto json = events::make_event(first.mail_json, c);
         if (json) {
           events.push_back(
@@ -576,8 +594,8 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
     const spool::Outcome& o = a.outcome;
     switch (o.state) {
       case spool::RecipientState::kDelivered: {
-        // Ends a soft-bounce run (the store writes nothing when there is none).
-        (void)m.store.reset_soft_bounces(r.email);
+        // A handoff does not end a soft-bounce run: a receiver's 250 is often a relay's or a
+        // front end's, and the mailbox-full DSN of the same message comes after it.
         if (!m.publisher.wants(r.configuration_set, EventType::kDelivery)) break;
         events::DeliveryDetail d;
         d.timestamp_ms = now;
@@ -645,27 +663,45 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
   for (const auto& set : sets_touched) m.guard(set, false);
 }
 
-void FeedbackLoop::on_accepted(const std::vector<Accepted>& messages) {
+void FeedbackLoop::publish_accepted(const std::vector<Accepted>& messages) {
   Impl& m = *impl_;
-  std::map<std::string, uint64_t> sent;
   std::vector<PendingEvent> events;
+  int64_t now = wall_ms();
   for (const auto& msg : messages) {
-    sent[msg.configuration_set] += msg.recipients;
-    if (!m.publisher.wants(msg.configuration_set, EventType::kSend)) continue;
-    if (auto json = events::make_send_event(msg.mail_json))
-      events.push_back({msg.configuration_set, msg.message_id, EventType::kSend, *json});
-  }
-  if (m.options.reputation.enabled) {
-    {
-      std::lock_guard<std::mutex> lock(m.sent_mu);
-      for (const auto& [set, n] : sent) {
-        m.unsaved_sent[""] += n;
-        if (!set.empty()) m.unsaved_sent[set] += n;
-      }
+    if (m.publisher.wants(msg.configuration_set, EventType::kSend)) {
+      if (auto json = events::make_send_event(msg.mail_json))
+        events.push_back({msg.configuration_set, msg.message_id, EventType::kSend, *json});
     }
-    m.save_sent(false);
+    if (!msg.suppressed.empty() && m.publisher.wants(msg.configuration_set, EventType::kBounce)) {
+      // SES reports a recipient it did not send to because of the suppression list as a
+      // Permanent bounce of subtype OnAccountSuppressionList (not counted in the bounce rate).
+      events::BounceDetail b;
+      b.bounce_type = "Permanent";
+      b.bounce_sub_type = "OnAccountSuppressionList";
+      for (const auto& r : msg.suppressed)
+        b.bounced_recipients.push_back(
+            {r, "failed", "5.1.1", "Not sent: the address is on the account's suppression list"});
+      b.timestamp_ms = now;
+      b.feedback_id = new_id();
+      b.reporting_mta = m.options.reporting_mta.empty() ? "" : "dns; " + m.options.reporting_mta;
+      if (auto json = events::make_event(msg.mail_json, b))
+        events.push_back({msg.configuration_set, msg.message_id, EventType::kBounce, *json});
+    }
   }
   m.publish(events);
+}
+
+void FeedbackLoop::count_accepted(const std::vector<Accepted>& messages) {
+  Impl& m = *impl_;
+  if (!m.options.reputation.enabled) return;
+  {
+    std::lock_guard<std::mutex> lock(m.sent_mu);
+    for (const auto& msg : messages) {
+      m.unsaved_sent[""] += msg.recipients;
+      if (!msg.configuration_set.empty()) m.unsaved_sent[msg.configuration_set] += msg.recipients;
+    }
+  }
+  m.save_sent(false);
 }
 
 }  // namespace magnetic::service

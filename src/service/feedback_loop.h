@@ -54,8 +54,10 @@ struct FeedbackOptions {
   std::string verp_key;
   // Addresses that receive feedback-loop (ARF) reports, lower case.
   std::vector<std::string> complaint_addresses;
-  // A run of this many soft bounces of one address, with no delivery between, suppresses it
-  // (reason BOUNCE). 0: soft bounces never suppress.
+  // This many soft bounces of one address about its mailbox (full, inactive, expired), each
+  // within 30 days of the one before, suppress it (reason BOUNCE); a hard bounce ends the run
+  // (it suppresses anyway). A successful handoff does not end it: the receiver's 250 comes before
+  // its own bounce. 0: soft bounces never suppress.
   int soft_bounce_limit = 3;
   ReputationThresholds reputation;
   std::string reporting_mta;                                  // our EHLO name, for records
@@ -96,12 +98,22 @@ class FeedbackLoop {
   // Delivery attempts (the engine's AttemptListener).
   void on_attempts(const std::vector<Attempt>& attempts);
 
-  // Accepted messages (after they are durable): Send events and the reputation's sent counts.
+  // Accepted messages. publish_accepted appends their Send events, and a Bounce event
+  // (Permanent, OnAccountSuppressionList) per suppressed recipient, as SES publishes them; it is
+  // called just before the messages are committed to the spool, so that no Delivery event of
+  // theirs can come before their Send. count_accepted adds them to the reputation's sent counts
+  // once they are durable. on_accepted does both (tests).
   struct Accepted {
     std::string message_id, configuration_set, mail_json;
     uint64_t recipients = 0;  // not suppressed
+    std::vector<std::string> suppressed;
   };
-  void on_accepted(const std::vector<Accepted>& messages);
+  void publish_accepted(const std::vector<Accepted>& messages);
+  void count_accepted(const std::vector<Accepted>& messages);
+  void on_accepted(const std::vector<Accepted>& messages) {
+    publish_accepted(messages);
+    count_accepted(messages);
+  }
 
   // Runs the reputation guard on the account and a configuration set now (tests; normally
   // after each group of delivery attempts and each report).

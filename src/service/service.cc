@@ -272,28 +272,40 @@ void Service::Impl::commit_loop() {
       recipients += g->recipients;
       for (auto& m : g->messages) all.push_back(std::move(m));
     }
+    // Send events go to the outbox before the messages reach the spool, where delivery can
+    // take them: a message's Delivery event never comes before its Send.
+    std::vector<FeedbackLoop::Accepted> accepted;
+    accepted.reserve(all.size());
+    for (const auto& msg : all) {
+      FeedbackLoop::Accepted a{msg.message_id, msg.configuration_set, msg.mail_json, 0, {}};
+      for (const auto& r : msg.recipients) {
+        if (r.suppressed) {
+          a.suppressed.push_back(r.email);
+        } else {
+          ++a.recipients;
+        }
+      }
+      accepted.push_back(std::move(a));
+    }
+    feedback->publish_accepted(accepted);
     int64_t now = wall_ms();
     Status s = spool->accept(all, now);
     if (s && recipients) {
       if (Status q = store.record_sent(now, recipients); !q)
         log->warn("quota counter not updated: {}", q.message());
     }
-    if (!s) log->error("spool: could not accept {} messages: {}", all.size(), s.message());
+    if (!s) {
+      log->error("spool: could not accept {} messages: {} (their Send events were published)",
+                 all.size(), s.message());
+    }
     if (s) {
-      std::vector<FeedbackLoop::Accepted> accepted;
-      accepted.reserve(all.size());
-      for (auto& msg : all) {
-        uint64_t open = 0;
+      for (const auto& msg : all) {
         for (const auto& r : msg.recipients) {
-          if (r.suppressed) {
+          if (r.suppressed)
             engine->record_suppressed(msg.message_id, r.email, msg.configuration_set);
-          } else {
-            ++open;
-          }
         }
-        accepted.push_back({msg.message_id, msg.configuration_set, std::move(msg.mail_json), open});
       }
-      feedback->on_accepted(accepted);
+      feedback->count_accepted(accepted);
     }
     for (auto* g : groups) g->done.set_value(s);
     if (s) engine->wake();
@@ -362,12 +374,11 @@ FeedbackLoop& Service::feedback() { return *impl_->feedback; }
 void Service::rendering_failed(const RenderingFailure& f) {
   Impl& m = *impl_;
   std::string set = f.configuration_set;
-  if (set.empty()) {
-    if (auto from = mail::parse_address(f.from)) {
-      if (auto identity = m.sender_identity(from->address())) set = identity->configuration_set;
-    }
-  }
+  std::optional<store::Identity> identity;
+  if (auto from = mail::parse_address(f.from)) identity = m.sender_identity(from->address());
+  if (set.empty() && identity) set = identity->configuration_set;
   if (!m.publisher->wants(set, events::EventType::kRenderingFailure)) return;
+  // The mail object of a message that was never built: the envelope and tags, no headers.
   events::MailInfo info;
   info.message_id = new_id();
   info.timestamp_ms = wall_ms();
@@ -376,10 +387,16 @@ void Service::rendering_failed(const RenderingFailure& f) {
   info.destination = f.recipients;
   info.common_headers.from = {f.from};
   info.tags["ses:configuration-set"] = {set};
+  if (identity) {
+    info.source_arn =
+        "arn:aws:ses:" + m.options.region + ":000000000000:identity/" + identity->name;
+    info.tags["ses:from-domain"] = {identity->name.substr(identity->name.rfind('@') + 1)};
+  }
   for (const auto& [k, v] : f.tags) info.tags[k].push_back(v);
   events::RenderingFailureDetail detail{f.template_name, f.error};
-  PendingEvent e{set, info.message_id, events::EventType::kRenderingFailure,
-                 events::make_event(events::mail_object(info), detail)};
+  auto json = events::make_event(events::mail_json(info), detail);
+  if (!json) return;
+  PendingEvent e{set, info.message_id, events::EventType::kRenderingFailure, std::move(*json)};
   if (Status s = m.publisher->publish({e}); !s)
     m.log->warn("rendering failure event not stored: {}", s.message());
 }

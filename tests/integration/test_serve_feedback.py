@@ -294,7 +294,14 @@ def main():
 
         _, out, _ = h.magnetic("events", "tail", "--data", data, "--type", "BOUNCE", check_rc=0)
         tailed = [json.loads(l) for l in out.splitlines() if l.strip()]
-        h.check_eq([e["mail"]["messageId"] for e in tailed], [bounced], "events tail --type BOUNCE")
+        h.check_eq([e["mail"]["messageId"] for e in tailed], [bounced, again], "events tail --type BOUNCE")
+        # As SES does, the send to a suppressed address is a Permanent OnAccountSuppressionList
+        # bounce (not counted in the bounce rate).
+        h.check_eq([(e["bounce"]["bounceType"], e["bounce"]["bounceSubType"]) for e in tailed],
+                   [("Permanent", "NoEmail"), ("Permanent", "OnAccountSuppressionList")],
+                   "bounce types in events tail")
+        h.check_eq(tailed[1]["bounce"]["bouncedRecipients"][0]["emailAddress"], "unknown@rcpt.test",
+                   "the suppressed recipient's bounce event")
         h.stop_serve(p, data)
     finally:
         peer.stop()

@@ -132,6 +132,9 @@ TEST_F(ConfigTest, FeedbackReputationAndEventErrorsNameTheKey) {
            {"[feedback]\ncomplaint_addresses = [\"fbl\"]\n",
             ": 'feedback.complaint_addresses': 'fbl' is not an address"},
            {"[feedback]\nsurprise = 1\n", ": unknown key 'feedback.surprise'"},
+           {"[feedback]\nhttp_token = \"short\"\n",
+            ": 'feedback.http_token' must be at least 16 characters (it lets its holder suppress "
+            "addresses)"},
        }) {
     ServeConfig c;
     std::string path = write(k.text);

@@ -412,7 +412,8 @@ TEST_F(FeedbackLoopTest, CoRecipientForgesBounce) {
   auto r = loop_->process(dsn("postmaster@bounces.test", "bob@example.com", "failed", "5.1.1",
                               "550 5.1.1 user unknown", "msg-co@news.example"),
                           "");
-  expect_result(r, FeedbackKind::kBounce, 0, 2, 0);
+  // One recipient named, one unmatched (not one for the message and one for the recipient).
+  expect_result(r, FeedbackKind::kBounce, 0, 1, 0);
   EXPECT_FALSE(suppressed("bob@example.com"));
   EXPECT_TRUE(events().empty());
   // A one-recipient message is still matched by its Message-ID.
@@ -599,45 +600,52 @@ TEST_F(FeedbackLoopTest, SenderSideSoftBouncesSuppress) {
   EXPECT_FALSE(suppressed("ceo@example.com"));
 }
 
-TEST_F(FeedbackLoopTest, DeliveryBetweenSoftBouncesStartsTheRunAgain) {
-  int n = 0;
-  auto soft = [&](size_t want_suppressed) {
-    std::string id = "msg-reset-" + std::to_string(n++);
+// Regression (soft_run_reset_by_handoff): each message is handed off (250) before its own
+// mailbox-full DSN comes back, so a handoff must not end the run, or the limit never applies.
+TEST_F(FeedbackLoopTest, SoftRunResetByHandoff) {
+  for (int i = 0; i < 3; ++i) {
+    std::string id = "msg-handoff-" + std::to_string(i);
     auto rs = accept(id, "news", {"ann@example.com"});
-    std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
+    ASSERT_EQ(rs.size(), 1u);
+    loop_->on_attempts(
+        {attempt(rs[0], spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
+    std::string report = dsn(verp(rs[0]), "ann@example.com", "failed", "4.2.2", kMailboxFull, "");
     expect_result(loop_->process(report, token(rs[0])), FeedbackKind::kBounce, 1, 0,
-                  want_suppressed);
-    return rs[0];
-  };
-  soft(0);
-  auto last = soft(0);
-  loop_->on_attempts({attempt(last, spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
-  soft(0);
-  soft(0);
-  EXPECT_FALSE(suppressed("ann@example.com"));
-  soft(1);
+                  i == 2 ? 1 : 0);
+  }
   EXPECT_TRUE(suppressed("ann@example.com"));
 }
 
-// Regression (soft_run_survives_restart): the run is the store's, so a delivery after a restart
-// ends it too.
-TEST_F(FeedbackLoopTest, DeliveryAfterRestartStartsTheSoftBounceRunAgain) {
+// Regression (soft_run_survives_restart): the run is kept by the store, so it goes on across a
+// restart of the service.
+TEST_F(FeedbackLoopTest, SoftRunSurvivesRestart) {
   std::vector<spool::RecipientRecord> rows;
   for (int i = 0; i < 3; ++i) {
     auto rs = accept("msg-restart-" + std::to_string(i), "news", {"ann@example.com"});
     ASSERT_EQ(rs.size(), 1u);
     rows.push_back(rs[0]);
   }
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {
+    if (i == 2) make_loop();  // `magnetic serve` restarted: same store and spool
     std::string report = dsn(verp(rows[i]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
-    expect_result(loop_->process(report, token(rows[i])), FeedbackKind::kBounce, 1, 0, 0);
+    expect_result(loop_->process(report, token(rows[i])), FeedbackKind::kBounce, 1, 0,
+                  i == 2 ? 1 : 0);
   }
-  make_loop();  // `magnetic serve` restarted: same store and spool
-  loop_->on_attempts(
-      {attempt(rows[1], spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot")});
-  std::string report = dsn(verp(rows[2]), "ann@example.com", "failed", "5.2.2", kMailboxFull, "");
-  expect_result(loop_->process(report, token(rows[2])), FeedbackKind::kBounce, 1, 0, 0);
-  EXPECT_FALSE(suppressed("ann@example.com"));
+  EXPECT_TRUE(suppressed("ann@example.com"));
+}
+
+// Regression (harmless_report_blocks_complaint): a not-spam or auth-failure report does not
+// mark the recipient, so a real complaint about the same message afterwards still counts.
+TEST_F(FeedbackLoopTest, HarmlessReportBlocksComplaint) {
+  auto rs = accept("msg-harmless", "news", {"ann@example.com"});
+  ASSERT_EQ(rs.size(), 1u);
+  for (const char* type : {"auth-failure", "not-spam"}) {
+    expect_result(loop_->process(arf(verp(rs[0]), type, "ann@example.com", ""), token(rs[0])),
+                  FeedbackKind::kComplaint, 1, 0, 0);
+  }
+  expect_result(loop_->process(arf(verp(rs[0]), "abuse", "ann@example.com", ""), token(rs[0])),
+                FeedbackKind::kComplaint, 1, 0, 1);
+  EXPECT_TRUE(suppressed("ann@example.com"));
 }
 
 TEST_F(FeedbackLoopTest, SoftBounceLimitZeroNeverSuppresses) {
@@ -970,6 +978,30 @@ TEST_F(FeedbackLoopTest, AcceptedMessagesPublishSendAndCountSent) {
   EXPECT_EQ(acct->sent, 3u);
   EXPECT_EQ(news->sent, 2u);
   EXPECT_EQ(plain->sent, 1u);
+}
+
+// A recipient not sent to because it is suppressed is published as SES does: a Permanent bounce
+// of subtype OnAccountSuppressionList, after the message's Send, and not counted as sent or as a
+// bounce by the reputation guard.
+TEST_F(FeedbackLoopTest, SuppressedRecipientsPublishOnAccountSuppressionListBounce) {
+  auto a = accept("msg-supp-1", "news", {"ann@example.com"});
+  ASSERT_EQ(a.size(), 1u);
+  FeedbackLoop::Accepted msg{"msg-supp-1", "news", a[0].mail_json, 1, {"zed@example.com"}};
+  loop_->on_accepted({msg});
+  auto ev = events();
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0]["eventType"], "Send");
+  EXPECT_EQ(ev[1]["eventType"], "Bounce");
+  EXPECT_EQ(ev[1]["mail"]["messageId"], "msg-supp-1");
+  EXPECT_EQ(ev[1]["bounce"]["bounceType"], "Permanent");
+  EXPECT_EQ(ev[1]["bounce"]["bounceSubType"], "OnAccountSuppressionList");
+  ASSERT_EQ(ev[1]["bounce"]["bouncedRecipients"].size(), 1u);
+  EXPECT_EQ(ev[1]["bounce"]["bouncedRecipients"][0]["emailAddress"], "zed@example.com");
+  EXPECT_EQ(ev[1]["bounce"]["bouncedRecipients"][0]["status"], "5.1.1");
+  auto acct = store_->reputation_since("", 0, now_ms());
+  ASSERT_TRUE(acct.is_ok());
+  EXPECT_EQ(acct->sent, 1u);
+  EXPECT_EQ(acct->bounced, 0u);
 }
 
 // ---- reputation guard -----------------------------------------------------------------------
