@@ -193,6 +193,7 @@ constexpr TypeNames kTypeNames[] = {
     {EventType::kRenderingFailure, "RENDERING_FAILURE", "Rendering Failure"},
     {EventType::kDeliveryDelay, "DELIVERY_DELAY", "DeliveryDelay"},
     {EventType::kSubscription, "SUBSCRIPTION", "Subscription"},
+    {EventType::kSendingPaused, "SENDING_PAUSED", "Sending Paused"},
 };
 
 }  // namespace
@@ -217,7 +218,7 @@ Result<EventType> event_type_from_api_name(std::string_view name) {
   }
   return Status::invalid("unknown event type '" + std::string(name) +
                          "': expected SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, OPEN, CLICK, "
-                         "RENDERING_FAILURE, DELIVERY_DELAY or SUBSCRIPTION");
+                         "RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION or SENDING_PAUSED");
 }
 
 std::string format_timestamp(int64_t ms) {
@@ -237,6 +238,25 @@ nlohmann::json mail_object(const MailInfo& mail) {
 }
 
 std::string mail_json(const MailInfo& mail) { return dump(build_mail(mail)); }
+
+std::string make_sending_paused_event(const SendingPausedDetail& d) {
+  Ordered j;
+  j["timestamp"] = format_timestamp(d.timestamp_ms);
+  j["scope"] = d.configuration_set.empty() ? "ACCOUNT" : "CONFIGURATION_SET";
+  put_if(j, "configurationSet", d.configuration_set);
+  j["metric"] = d.metric;
+  j["rate"] = d.rate;
+  j["threshold"] = d.threshold;
+  j["sent"] = d.sent;
+  j["bounced"] = d.bounced;
+  j["complained"] = d.complained;
+  j["windowMillis"] = d.window_ms;
+  j["reason"] = d.reason;
+  Ordered record;
+  record["eventType"] = event_type_record_name(EventType::kSendingPaused);
+  record["sendingPaused"] = std::move(j);
+  return dump(record);
+}
 
 std::string make_send_event(const nlohmann::json& mail) {
   return assemble(dump_mail(mail), SendDetail{});

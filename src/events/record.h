@@ -38,6 +38,9 @@ enum class EventType {
   kRenderingFailure,
   kDeliveryDelay,
   kSubscription,
+  // Not an SES type: the reputation guard paused sending for the account or a configuration set.
+  // Its record has no `mail` object (it is about no one message).
+  kSendingPaused,
 };
 
 // "SEND", "RENDERING_FAILURE", ...: the API's spelling (configuration set event destinations).
@@ -149,6 +152,19 @@ struct RenderingFailureDetail {
   std::string template_name;
   std::string error_message;
 };
+
+// The reputation guard paused sending: {"eventType":"Sending Paused","sendingPaused":{...}}.
+struct SendingPausedDetail {
+  int64_t timestamp_ms = 0;
+  std::string configuration_set;  // empty: the whole account was paused
+  std::string metric;             // "BOUNCE" or "COMPLAINT": the rate that crossed its threshold
+  double rate = 0, threshold = 0;
+  uint64_t sent = 0, bounced = 0, complained = 0;  // counts in the window
+  int64_t window_ms = 0;
+  std::string reason;  // the sentence the log and GetAccount give
+};
+// The whole record as compact JSON text.
+std::string make_sending_paused_event(const SendingPausedDetail& detail);
 
 // The compact JSON text of a whole record: {"eventType":...,"<type object>":{...},"mail":{...}}.
 // `mail` is the mail object as built by mail_object(); the mail_json overloads take the stored

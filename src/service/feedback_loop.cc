@@ -132,6 +132,9 @@ struct FeedbackLoop::Impl {
   }
   void reputation(const std::string& set, uint64_t sent, uint64_t bounced, uint64_t complained);
   void guard(const std::string& set, bool force);
+  // Publishes the guard's pause to the destinations that match SENDING_PAUSED: the set's, or for
+  // the account every set's.
+  void publish_paused(const events::SendingPausedDetail& d);
   void publish(std::vector<PendingEvent>& events) {
     if (events.empty()) return;
     if (Status s = publisher.publish(events); !s) {
@@ -272,12 +275,14 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
     double complaint_rate =
         static_cast<double>(counts->complained) / static_cast<double>(counts->sent);
     std::string what = scope.empty() ? "the account" : "configuration set " + scope;
-    std::string why;
+    std::string why, metric;
     if (bounce_rate >= t.pause_bounce_rate) {
+      metric = "BOUNCE";
       why = fmt::format("bounce rate {} ({} of {} recipients) reached the pause threshold {}",
                         percent(bounce_rate), counts->bounced, counts->sent,
                         percent(t.pause_bounce_rate));
     } else if (complaint_rate >= t.pause_complaint_rate) {
+      metric = "COMPLAINT";
       why = fmt::format("complaint rate {} ({} of {} recipients) reached the pause threshold {}",
                         percent(complaint_rate), counts->complained, counts->sent,
                         percent(t.pause_complaint_rate));
@@ -305,6 +310,18 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
       }
       log->error("sending paused for {}: {}; resume it through the API once the cause is fixed",
                  what, why);
+      events::SendingPausedDetail d;
+      d.timestamp_ms = now;
+      d.configuration_set = scope;
+      d.metric = metric;
+      d.rate = metric == "BOUNCE" ? bounce_rate : complaint_rate;
+      d.threshold = metric == "BOUNCE" ? t.pause_bounce_rate : t.pause_complaint_rate;
+      d.sent = counts->sent;
+      d.bounced = counts->bounced;
+      d.complained = counts->complained;
+      d.window_ms = t.window.count();
+      d.reason = why;
+      publish_paused(d);
       continue;
     }
     bool review = bounce_rate >= t.review_bounce_rate || complaint_rate >= t.review_complaint_rate;
@@ -318,6 +335,35 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
           percent(t.review_complaint_rate), counts->sent);
     }
   }
+}
+
+void FeedbackLoop::Impl::publish_paused(const events::SendingPausedDetail& d) {
+  std::string json = events::make_sending_paused_event(d);
+  std::vector<PendingEvent> events;
+  auto add_if_wanted = [&](const std::string& set) {
+    if (publisher.wants(set, EventType::kSendingPaused))
+      events.push_back({set, "", EventType::kSendingPaused, json});
+  };
+  if (!d.configuration_set.empty()) {
+    add_if_wanted(d.configuration_set);
+  } else {
+    // The account's pause stops every configuration set: each set that asks for it is told.
+    store::Page page;
+    for (int pages = 0; pages < 10000; ++pages) {
+      auto sets = store.list_configuration_sets(page);
+      if (!sets) {
+        log->warn("sending paused event: configuration sets not listed: {}",
+                  sets.status().message());
+        break;
+      }
+      for (const auto& cs : sets->items) add_if_wanted(cs.name);
+      if (sets->next_token.empty()) break;
+      page.token = sets->next_token;
+    }
+  }
+  // With no destination asking for it the event is still logged, for `magnetic events tail`.
+  if (events.empty()) events.push_back({d.configuration_set, "", EventType::kSendingPaused, json});
+  publish(events);
 }
 
 void FeedbackLoop::check_reputation(const std::string& configuration_set) {

@@ -77,7 +77,7 @@ struct EventDestination {
   std::string configuration_set, name;  // name: unique within its set, compared exactly
   bool enabled = false;
   // SES EventType names: SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, OPEN, CLICK,
-  // RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION. At least one.
+  // RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION; and ours, SENDING_PAUSED. At least one.
   std::vector<std::string> matching_event_types;
   enum class Kind { kWebhook, kFile };
   Kind kind = Kind::kWebhook;
@@ -277,13 +277,14 @@ class Store {
   }
 };
 
-// The SES EventType names, in the model's order (inline: api/ checks them without linking the
-// store).
+// The SES EventType names, in the model's order, then SENDING_PAUSED, which SES does not have
+// (the reputation guard's pause; see events/record.h). Inline: api/ checks them without linking
+// the store.
 inline const std::vector<std::string>& event_type_names() {
   static const std::vector<std::string> kNames = {
-      "SEND",           "REJECT",      "BOUNCE", "COMPLAINT",
-      "DELIVERY",       "OPEN",        "CLICK",  "RENDERING_FAILURE",
-      "DELIVERY_DELAY", "SUBSCRIPTION"};
+      "SEND",           "REJECT",       "BOUNCE",        "COMPLAINT",
+      "DELIVERY",       "OPEN",         "CLICK",         "RENDERING_FAILURE",
+      "DELIVERY_DELAY", "SUBSCRIPTION", "SENDING_PAUSED"};
   return kNames;
 }
 inline bool is_event_type(std::string_view name) {

@@ -205,14 +205,15 @@ TEST_F(EventDestinationRoutes, MatchingEventTypesAreRequiredAndFromTheEnum) {
              "EventDestination.MatchingEventTypes must have at least 1 item.");
   expect_bad(create(webhook("http://a.test/", {"SEND", "BOUNCES"})),
              "EventDestination.MatchingEventTypes[1] must be one of SEND, REJECT, BOUNCE, "
-             "COMPLAINT, DELIVERY, OPEN, CLICK, RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION; "
+             "COMPLAINT, DELIVERY, OPEN, CLICK, RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION, "
+             "SENDING_PAUSED; "
              "got 'BOUNCES'.");
   expect_bad(create(webhook("http://a.test/", {7})),
              "EventDestination.MatchingEventTypes[0] must be a string, not a number.");
   // Every one of them is accepted.
-  json every = {"SEND",           "REJECT",      "BOUNCE", "COMPLAINT",
-                "DELIVERY",       "OPEN",        "CLICK",  "RENDERING_FAILURE",
-                "DELIVERY_DELAY", "SUBSCRIPTION"};
+  json every = {"SEND",           "REJECT",       "BOUNCE",        "COMPLAINT",
+                "DELIVERY",       "OPEN",         "CLICK",         "RENDERING_FAILURE",
+                "DELIVERY_DELAY", "SUBSCRIPTION", "SENDING_PAUSED"};
   ASSERT_EQ(create(webhook("http://a.test/", every)).status, 200);
   EXPECT_EQ(server_.get(kHooks).json()["EventDestinations"][0]["MatchingEventTypes"], every);
 }

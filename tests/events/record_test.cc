@@ -221,6 +221,7 @@ TEST(RecordTest, EventTypeNames) {
       {EventType::kRenderingFailure, "RENDERING_FAILURE", "Rendering Failure"},
       {EventType::kDeliveryDelay, "DELIVERY_DELAY", "DeliveryDelay"},
       {EventType::kSubscription, "SUBSCRIPTION", "Subscription"},
+      {EventType::kSendingPaused, "SENDING_PAUSED", "Sending Paused"},
   };
   for (const auto& c : cases) {
     EXPECT_STREQ(event_type_api_name(c.type), c.api);
@@ -233,7 +234,29 @@ TEST(RecordTest, EventTypeNames) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.status().message(),
             "unknown event type 'Bounce': expected SEND, REJECT, BOUNCE, COMPLAINT, DELIVERY, "
-            "OPEN, CLICK, RENDERING_FAILURE, DELIVERY_DELAY or SUBSCRIPTION");
+            "OPEN, CLICK, RENDERING_FAILURE, DELIVERY_DELAY, SUBSCRIPTION or SENDING_PAUSED");
+}
+
+TEST(EventRecord, SendingPausedRecord) {
+  SendingPausedDetail d;
+  d.timestamp_ms = 1764806400123;
+  d.configuration_set = "news";
+  d.metric = "BOUNCE";
+  d.rate = 0.125;
+  d.threshold = 0.1;
+  d.sent = 8;
+  d.bounced = 1;
+  d.window_ms = 86400000;
+  d.reason = "bounce rate 12.50% (1 of 8 recipients) reached the pause threshold 10.00%";
+  EXPECT_EQ(make_sending_paused_event(d),
+            R"({"eventType":"Sending Paused","sendingPaused":{"timestamp":"2025-12-04T00:00:00.123Z",)"
+            R"("scope":"CONFIGURATION_SET","configurationSet":"news","metric":"BOUNCE","rate":0.125,)"
+            R"("threshold":0.1,"sent":8,"bounced":1,"complained":0,"windowMillis":86400000,)"
+            R"("reason":"bounce rate 12.50% (1 of 8 recipients) reached the pause threshold 10.00%"}})");
+  d.configuration_set.clear();
+  auto account = nlohmann::json::parse(make_sending_paused_event(d));
+  EXPECT_EQ(account["sendingPaused"]["scope"], "ACCOUNT");
+  EXPECT_FALSE(account["sendingPaused"].contains("configurationSet"));
 }
 
 }  // namespace

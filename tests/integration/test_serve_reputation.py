@@ -11,7 +11,10 @@ with min_sent = 10 and SES's thresholds (review at 5%, pause at 10%).
 2. A configuration set: 30 good recipients without a set, then 8 good and 2 bad through set
    "promo": the set (10% at its first bounce) is paused, the account (2 of 40, 5%) only goes to PROBATION; sends
    without the set still go; PutConfigurationSetSendingOptions resumes the set.
+Each pause reaches the webhook of "promo", whose destination matches SENDING_PAUSED, as a
+"Sending Paused" event that says what was paused and why; `magnetic events tail` shows them.
 """
+import json
 import os
 import sys
 import time
@@ -46,6 +49,15 @@ def main():
     api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
     api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "promo"})
+    receiver = h.WebhookReceiver().start()
+    api.ok("POST", "/v2/email/configuration-sets/promo/event-destinations", {
+        "EventDestinationName": "ops",
+        "EventDestination": {"Enabled": True, "MatchingEventTypes": ["SENDING_PAUSED"],
+                             "SnsDestination": {"TopicArn": receiver.url()}}})
+
+    def paused_events(n):
+        got = [e for _, e in receiver.events() if e["eventType"] == "Sending Paused"]
+        return got if len(got) >= n else None
 
     def send(to, config_set=None):
         doc = {"FromEmailAddress": FROM, "Destination": {"ToAddresses": [to]},
@@ -73,6 +85,11 @@ def main():
     h.check("bounce rate 10.00% (1 of 10 recipients) reached the pause threshold 10.00%" in r.doc["message"],
             f"the pause reason in the refusal: {r.doc}")
     print("account paused: " + r.doc["message"])
+    ev = wait_for(lambda: paused_events(1), "the account's Sending Paused event")[0]["sendingPaused"]
+    h.check_eq((ev["scope"], ev["metric"], ev["sent"], ev["bounced"], ev["rate"], ev["threshold"]),
+               ("ACCOUNT", "BOUNCE", 10, 1, 0.1, 0.1), "the account's Sending Paused event")
+    h.check_eq(ev["reason"], "bounce rate 10.00% (1 of 10 recipients) reached the pause threshold 10.00%",
+               "the reason in the Sending Paused event")
     api.ok("PUT", "/v2/email/account/sending", {"SendingEnabled": True})
     acct = account()
     h.check_eq((acct["SendingEnabled"], acct["EnforcementStatus"]), (True, "HEALTHY"), "account after resume")
@@ -94,12 +111,23 @@ def main():
     h.check_eq((acct["SendingEnabled"], acct["EnforcementStatus"]), (True, "PROBATION"),
                "the account at 5% bounces (review, no pause)")
     h.check_eq(send("x@good.test").status, 200, "a send without the paused set")
+    ev = wait_for(lambda: paused_events(2), "the set's Sending Paused event")[1]["sendingPaused"]
+    # The two bad recipients may be judged in one group of attempts or in two.
+    h.check_eq((ev["scope"], ev["configurationSet"], ev["metric"], ev["sent"]),
+               ("CONFIGURATION_SET", "promo", "BOUNCE", 10), "the set's Sending Paused event")
+    h.check(ev["bounced"] in (1, 2) and ev["rate"] == ev["bounced"] / 10,
+            f"bounced and rate of the set's Sending Paused event: {ev}")
     api.ok("PUT", "/v2/email/configuration-sets/promo/sending", {"SendingEnabled": True})
     # The service reads configuration sets through a cache of 2 seconds.
     wait_for(lambda: send("w10@good.test", "promo").status == 200, "a send through promo after resume",
              timeout=10)
     print("configuration set paused and resumed; account on PROBATION")
     h.stop_serve(p, data)
+    receiver.stop()
+    _, out, _ = h.magnetic("events", "tail", "--data", data, "--type", "SENDING_PAUSED", check_rc=0)
+    tailed = [json.loads(l)["sendingPaused"] for l in out.splitlines() if l.strip()]
+    h.check_eq([(e["scope"], e.get("configurationSet")) for e in tailed],
+               [("ACCOUNT", None), ("CONFIGURATION_SET", "promo")], "events tail --type SENDING_PAUSED")
     print("PASS")
 
 

@@ -1056,6 +1056,55 @@ TEST_F(FeedbackLoopReputationTest, BounceRateAtThePauseThresholdPausesAccountAnd
   EXPECT_EQ(account().sending_paused_reason, a.sending_paused_reason);
 }
 
+// The pause is published as a Sending Paused event: the account's to every set with a
+// destination that matches SENDING_PAUSED, a set's to its own; with none, it is still logged.
+TEST_F(FeedbackLoopReputationTest, PausePublishesSendingPausedEvents) {
+  store::EventDestination d;
+  d.configuration_set = "plain";
+  d.name = "ops";
+  d.enabled = true;
+  d.matching_event_types = {"SENDING_PAUSED"};
+  d.kind = store::EventDestination::Kind::kFile;
+  d.target = "ops";
+  d.definition_json = "{}";
+  ASSERT_TRUE(store_->create_event_destination(d).is_ok());
+
+  auto rs = send("rep-event", "news", 10);
+  ASSERT_EQ(rs.size(), 10u);
+  bounce(rs[0]);
+
+  auto log = outbox_->read_log(0, 1000, {events::EventType::kSendingPaused, "", ""});
+  ASSERT_TRUE(log.is_ok());
+  ASSERT_EQ(log->size(), 2u);
+  EXPECT_EQ((*log)[0].configuration_set, "plain");  // the account's pause, to the set that asks
+  EXPECT_EQ((*log)[0].message_id, "");
+  EXPECT_EQ((*log)[1].configuration_set, "news");  // the set's pause: logged, no destination
+  auto account = nlohmann::json::parse((*log)[0].json);
+  EXPECT_EQ(account["eventType"], "Sending Paused");
+  EXPECT_FALSE(account.contains("mail"));
+  const auto& p = account["sendingPaused"];
+  EXPECT_EQ(p["scope"], "ACCOUNT");
+  EXPECT_FALSE(p.contains("configurationSet"));
+  EXPECT_EQ(p["metric"], "BOUNCE");
+  EXPECT_EQ(p["rate"], 0.1);
+  EXPECT_EQ(p["threshold"], 0.1);
+  EXPECT_EQ(p["sent"], 10);
+  EXPECT_EQ(p["bounced"], 1);
+  EXPECT_EQ(p["complained"], 0);
+  EXPECT_EQ(p["windowMillis"], 86400000);
+  EXPECT_EQ(p["reason"],
+            "bounce rate 10.00% (1 of 10 recipients) reached the pause threshold 10.00%");
+  auto set = nlohmann::json::parse((*log)[1].json)["sendingPaused"];
+  EXPECT_EQ(set["scope"], "CONFIGURATION_SET");
+  EXPECT_EQ(set["configurationSet"], "news");
+
+  // A second judgement of the same pause publishes nothing more.
+  loop_->check_reputation("news");
+  auto again = outbox_->read_log(0, 1000, {events::EventType::kSendingPaused, "", ""});
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->size(), 2u);
+}
+
 TEST_F(FeedbackLoopReputationTest, BelowMinSentNothingIsJudged) {
   auto rs = send("rep-few", "news", 9);
   ASSERT_EQ(rs.size(), 9u);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "dkim/signer.h"
+#include "events/outbox.h"
 #include "smtp/sink.h"
 #include "test_support.h"
 
@@ -53,6 +54,9 @@ class ServiceTest : public ::testing::Test {
   void start_service() {
     ServiceOptions o;
     o.spool_path = (dir_.path() / "data" / "spool.db").string();
+    o.outbox_path = (dir_.path() / "data" / "events.db").string();
+    o.events_dir = (dir_.path() / "data" / "events").string();
+    std::filesystem::create_directories(o.events_dir);
     o.resolver.routes["*"] = dns::Target{"127.0.0.1", sink_->port()};
     o.delivery.retry_initial = std::chrono::milliseconds(100);
     o.delivery.io_threads = 1;
@@ -294,6 +298,54 @@ TEST_F(ServiceTest, MailOfADeletedIdentityIsNotSentUnsigned) {
             "the identity news.example was deleted after the message was accepted; not sent "
             "unsigned");
   EXPECT_TRUE(delivered_files().empty());
+}
+
+// A template the API could not render is published as a Rendering Failure event of the request's
+// set, or else of the sending identity's default set, with the identity's ARN and from-domain.
+TEST_F(ServiceTest, RenderingFailurePublishesTheEvent) {
+  store::ConfigurationSet set;
+  set.name = "news";
+  ASSERT_TRUE(store_->create_configuration_set(set).is_ok());
+  store::EventDestination d;
+  d.configuration_set = "news";
+  d.name = "failures";
+  d.enabled = true;
+  d.matching_event_types = {"RENDERING_FAILURE"};
+  d.kind = store::EventDestination::Kind::kFile;
+  d.target = "failures";
+  d.definition_json = "{}";
+  ASSERT_TRUE(store_->create_event_destination(d).is_ok());
+  auto identity = store_->get_identity("news.example");
+  ASSERT_TRUE(identity.is_ok());
+  identity->configuration_set = "news";
+  ASSERT_TRUE(store_->update_identity(*identity).is_ok());
+
+  RenderingFailure f;
+  f.from = "a@news.example";  // no set named: the identity's default
+  f.recipients = {"r@x.example"};
+  f.tags = {{"campaign", "spring"}};
+  f.template_name = "welcome";
+  f.error = "Attribute 'name' is missing";
+  service_->rendering_failed(f);
+  f.from = "a@other.example";  // no identity, no set: nobody asked for it
+  service_->rendering_failed(f);
+
+  auto outbox = events::Outbox::open((dir_.path() / "data" / "events.db").string());
+  ASSERT_TRUE(outbox.is_ok()) << outbox.status().message();
+  auto log = (*outbox)->read_log(0, 100);
+  ASSERT_TRUE(log.is_ok());
+  ASSERT_EQ(log->size(), 1u);
+  EXPECT_EQ((*log)[0].configuration_set, "news");
+  auto e = nlohmann::json::parse((*log)[0].json);
+  EXPECT_EQ(e["eventType"], "Rendering Failure");
+  EXPECT_EQ(e["failure"], nlohmann::json::parse(
+                              R"({"errorMessage":"Attribute 'name' is missing",)"
+                              R"("templateName":"welcome"})"));
+  EXPECT_EQ(e["mail"]["destination"], nlohmann::json::array({"r@x.example"}));
+  EXPECT_EQ(e["mail"]["sourceArn"], "arn:aws:ses:us-east-1:000000000000:identity/news.example");
+  EXPECT_EQ(e["mail"]["tags"]["ses:configuration-set"], nlohmann::json::array({"news"}));
+  EXPECT_EQ(e["mail"]["tags"]["ses:from-domain"], nlohmann::json::array({"news.example"}));
+  EXPECT_EQ(e["mail"]["tags"]["campaign"], nlohmann::json::array({"spring"}));
 }
 
 }  // namespace
