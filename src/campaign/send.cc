@@ -161,7 +161,8 @@ void Engine::record(const spool::Claimed& r, const feedback::Verdict& v, const s
       bounced_.fetch_add(1);
       break;
     case feedback::Action::kRetry:
-    case feedback::Action::kRetryAndThrottle: {
+    case feedback::Action::kRetryAndThrottle:
+    case feedback::Action::kSuspendSource: {
       thread_local std::mt19937_64 rng{std::random_device{}()};
       double u = std::uniform_real_distribution<double>(0, 1)(rng);
       o.next_attempt_ms = now + retry_.delay_after(o.attempts, u).count();
@@ -262,7 +263,12 @@ asio::awaitable<void> Engine::session(std::string domain, std::vector<dns::Targe
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     record(*task, v, reply, ms, mx);
     if (v.action == feedback::Action::kDelivered) scheduler_.delivered(domain);
-    if (v.action == feedback::Action::kRetryAndThrottle) scheduler_.slow_down(domain);
+    // TODO: a one-shot run has no suspension of the egress source (magnetic serve has, see
+    // service/delivery.cc): a refusal of the source is retried on the retry schedule with the
+    // path slowed, as a rate complaint is.
+    if (v.action == feedback::Action::kRetryAndThrottle ||
+        v.action == feedback::Action::kSuspendSource)
+      scheduler_.slow_down(domain);
     idle_since = Clock::now();
     if (!client.usable() || v.close_connection) break;
   }

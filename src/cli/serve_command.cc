@@ -194,6 +194,7 @@ int serve_command(const ServeArgs& args) {
   so.delivery.total_connections = config.total_connections;
   so.delivery.retry_initial = *parse_duration(config.retry_initial);
   so.delivery.max_age = *parse_duration(config.max_age);
+  so.delivery.suspend_for = *parse_duration(config.suspend_for);
   so.delivery.ehlo_name = config.ehlo_name;
   so.delivery.tls = config.tls;
   so.delivery.disposition_log = config.data_dir + "/dispositions.jsonl";

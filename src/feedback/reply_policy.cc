@@ -12,6 +12,8 @@ const char* action_name(Action a) {
       return "retry";
     case Action::kRetryAndThrottle:
       return "slow the path";
+    case Action::kSuspendSource:
+      return "suspend the egress source";
     case Action::kBounce:
       return "bounce";
   }
@@ -39,6 +41,15 @@ Verdict classify_reply(const smtp::Reply& reply) {
       {reply.enhanced, reply.code, reply.text, /*permanent=*/reply.permanent(),
        /*after_data=*/reply.stage == "data" || reply.stage == "dot"});
   v.reason = c.reason;
+
+  // A 4xx about reputation is a rate limit ("temporarily rate limited due to IP reputation"):
+  // slowing the path answers it; a 5xx about it, a listing or the missing PTR refuse the source.
+  if (v.reason == "blocked" || v.reason == "requireptr" ||
+      (v.reason == "badreputation" && !reply.transient())) {
+    v.action = Action::kSuspendSource;
+    v.close_connection = true;
+    return v;
+  }
 
   if (reply.transient()) {
     // The receiver asks us to slow down: by a 421 (it closes the session) or by the class.

@@ -6,7 +6,11 @@
 // rules the feedback parser applies to DSNs, so one reply text gets one class either way. The
 // action follows the reply code: 4xx retries (and slows the egress path for a 421 or a class
 // that speaks of rate, connections or reputation), 5xx bounces; hard only for a 5xx whose
-// class says the address itself is bad.
+// class says the address itself is bad. A refusal of the egress source itself (its IP on a
+// block list or its missing reverse DNS, 4xx or 5xx: classes blocked and requireptr; its
+// reputation, 5xx: badreputation) suspends the source toward that destination and defers the
+// recipient: the recipient is not at fault, and the same mail goes through once the source is
+// delisted or from another source.
 #pragma once
 
 #include <string>
@@ -20,6 +24,7 @@ enum class Action {
   kDelivered,         // 2xx after the final dot
   kRetry,             // transient: defer the recipient with backoff
   kRetryAndThrottle,  // transient, and the receiver asks us to slow down: defer and slow the path
+  kSuspendSource,     // the receiver refuses our egress source: defer, and rest the path a while
   kBounce,            // permanent: the recipient fails now
 };
 const char* action_name(Action a);

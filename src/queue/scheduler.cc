@@ -114,6 +114,26 @@ std::vector<spool::Claimed> Scheduler::connection_failed(const std::string& name
   return out;
 }
 
+std::vector<spool::Claimed> Scheduler::suspend(const std::string& name, Clock::time_point until) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Domain& d = domain(name);
+  d.suspended_until = std::max(d.suspended_until, until);
+  d.paused_until = std::max(d.paused_until, d.suspended_until);
+  std::vector<spool::Claimed> out(std::make_move_iterator(d.ready.begin()),
+                                  std::make_move_iterator(d.ready.end()));
+  ready_ -= d.ready.size();
+  d.ready.clear();
+  return out;
+}
+
+std::optional<Scheduler::Clock::time_point> Scheduler::suspended_until(const std::string& name,
+                                                                       Clock::time_point now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = domains_.find(name);
+  if (it == domains_.end() || it->second.suspended_until <= now) return std::nullopt;
+  return it->second.suspended_until;
+}
+
 std::vector<spool::Claimed> Scheduler::take_all(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   Domain& d = domain(name);

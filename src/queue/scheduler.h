@@ -7,7 +7,10 @@
 // limit (at least 1) and pauses new sessions for a backoff that doubles each time it happens
 // again with no delivery in between, up to `max_backoff`; every `recover_after` deliveries without
 // complaint give one session back. A domain whose connections fail is paused the same way, and its
-// waiting recipients are handed back to the caller to be deferred.
+// waiting recipients are handed back to the caller to be deferred. A domain that refuses our
+// egress source is suspended until a given time: no session opens, running sessions take no more
+// recipients, and what waits or is added meanwhile is handed back to be deferred to that time
+// (holding it here would fill the ready queue and stop claims for every other domain).
 //
 // Thread-safe: one mutex; every call is short.
 #pragma once
@@ -59,6 +62,12 @@ class Scheduler {
   void slow_down(const std::string& domain, Clock::time_point now = Clock::now());
   // A delivery went through; after enough of them the domain gets a session back.
   void delivered(const std::string& domain);
+  // The receiver refuses our egress source: suspend the domain until `until` (a later
+  // suspension extends it) and return its waiting recipients.
+  std::vector<spool::Claimed> suspend(const std::string& domain, Clock::time_point until);
+  // When the domain's suspension ends, if it is suspended at `now`.
+  std::optional<Clock::time_point> suspended_until(const std::string& domain,
+                                                   Clock::time_point now = Clock::now()) const;
   // No session could be opened: pause the domain and return its waiting recipients.
   std::vector<spool::Claimed> connection_failed(const std::string& domain,
                                                 Clock::time_point now = Clock::now());
@@ -79,6 +88,7 @@ class Scheduler {
     int good_since_slowdown = 0;
     std::chrono::milliseconds backoff{0};
     Clock::time_point paused_until{};
+    Clock::time_point suspended_until{};
   };
   Domain& domain(const std::string& name);
   void pause(Domain& d, Clock::time_point now);

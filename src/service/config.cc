@@ -122,7 +122,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
         Section{"smtp", {"listen", "hostname", "tls_cert", "tls_key", "max_message_size"}},
         Section{"delivery",
                 {"relay", "routes", "dns_servers", "smtp_port", "ehlo_name", "tls",
-                 "domain_connections", "total_connections", "retry_initial", "max_age"}},
+                 "domain_connections", "total_connections", "retry_initial", "max_age",
+                 "suspend_for"}},
         Section{"quota", {"max_24_hour_send", "max_send_rate"}},
         Section{"account", {"ses_compatible_escaping"}},
         Section{"feedback",
@@ -161,7 +162,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
             read(tab, "domain_connections", where, path, c.domain_connections),
             read(tab, "total_connections", where, path, c.total_connections),
             read(tab, "retry_initial", where, path, c.retry_initial),
-            read(tab, "max_age", where, path, c.max_age)}) {
+            read(tab, "max_age", where, path, c.max_age),
+            read(tab, "suspend_for", where, path, c.suspend_for)}) {
         if (!x) return x;
       }
     } else if (name == "quota") {
@@ -236,6 +238,7 @@ Status load_config(const std::string& path, ServeConfig& c) {
     return Status::invalid(path + ": 'delivery.tls' must be off, opportunistic or require");
   for (auto [key, d] : {std::pair{"delivery.retry_initial", &c.retry_initial},
                         std::pair{"delivery.max_age", &c.max_age},
+                        std::pair{"delivery.suspend_for", &c.suspend_for},
                         std::pair{"reputation.window", &c.reputation_window},
                         std::pair{"events.retry_initial", &c.events_retry_initial},
                         std::pair{"events.retry_max", &c.events_retry_max},

@@ -24,6 +24,7 @@
 //   total_connections = 200
 //   retry_initial = "1m"
 //   max_age = "24h"
+//   suspend_for = "1h"              # rest for a destination that refuses our egress source
 //
 //   [quota]                         # SES SendQuota, enforced on every send
 //   max_24_hour_send = 50000
@@ -89,6 +90,7 @@ struct ServeConfig {
   int total_connections = 200;
   std::string retry_initial = "1m";
   std::string max_age = "24h";
+  std::string suspend_for = "1h";
   std::optional<double> max_24_hour_send;
   std::optional<double> max_send_rate;
   std::optional<bool> ses_compatible_escaping;

@@ -82,6 +82,11 @@ struct DeliveryEngine::Impl {
   void record(const spool::Claimed& r, const feedback::Verdict& v, const smtp::Reply& reply,
               double duration_ms, const std::string& mx, const MessageMeta* meta = nullptr);
   void record_failed(const spool::Claimed& r, const std::string& error);
+  // The receiver refused our egress source: the domain rests until suspend_for from now, and
+  // its waiting recipients are deferred to then.
+  void suspend(const std::string& domain, const smtp::Reply& reply, const std::string& reason);
+  // Defers a recipient of a suspended domain to the suspension's end without an attempt.
+  void postpone(const spool::Claimed& r, Clock::time_point until);
   bool route_claimed(std::vector<spool::Claimed>& claimed);
   void flush_outcomes();
   void control_loop();
@@ -222,10 +227,13 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
       stats.bounced.fetch_add(1);
       break;
     case feedback::Action::kRetry:
-    case feedback::Action::kRetryAndThrottle: {
+    case feedback::Action::kRetryAndThrottle:
+    case feedback::Action::kSuspendSource: {
       thread_local std::mt19937_64 rng{std::random_device{}()};
       double u = std::uniform_real_distribution<double>(0, 1)(rng);
       o.next_attempt_ms = now + retry.delay_after(o.attempts, u).count();
+      if (v.action == feedback::Action::kSuspendSource)
+        o.next_attempt_ms = std::max(o.next_attempt_ms, now + options.suspend_for.count());
       if (retry.expired(o.first_attempt_ms, o.next_attempt_ms)) {
         o.state = RecipientState::kExpired;
         stats.expired.fetch_add(1);
@@ -252,6 +260,33 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
   }
   outcomes.push_back(std::move(o));
   records.push_back(std::move(d));
+}
+
+void DeliveryEngine::Impl::suspend(const std::string& domain, const smtp::Reply& reply,
+                                   const std::string& reason) {
+  auto until = Clock::now() + options.suspend_for;
+  auto waiting = scheduler.suspend(domain, until);
+  log->warn("{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} "
+            "waiting recipient(s) deferred",
+            domain, reason, reply.to_string(),
+            std::chrono::duration_cast<std::chrono::seconds>(options.suspend_for).count(),
+            waiting.size());
+  for (const auto& r : waiting) postpone(r, until);
+}
+
+void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point until) {
+  int64_t wait_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+  spool::Outcome o;
+  o.id = r.id;
+  o.state = RecipientState::kDeferred;
+  o.attempts = r.attempts;  // no attempt was made
+  o.first_attempt_ms = r.first_attempt_ms;
+  o.next_attempt_ms = wall_ms() + std::max<int64_t>(wait_ms, 0);
+  o.reason = "suspended";
+  o.reply = "not attempted: the destination refuses our egress source";
+  std::lock_guard<std::mutex> lock(out_mu);
+  outcomes.push_back(std::move(o));
 }
 
 void DeliveryEngine::Impl::record_failed(const spool::Claimed& r, const std::string& error) {
@@ -313,7 +348,12 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
                             : targets.front().host + ":" + std::to_string(targets.front().port);
     log->warn("{}: cannot deliver through {}: {} ({})", domain, where, opened.to_string(),
               v.reason);
-    for (auto& r : scheduler.connection_failed(domain)) record(r, v, opened, 0, where);
+    if (v.action == feedback::Action::kSuspendSource) {
+      // Refused at the greeting: the recipients were not attempted, they wait for the end.
+      suspend(domain, opened, v.reason);
+    } else {
+      for (auto& r : scheduler.connection_failed(domain)) record(r, v, opened, 0, where);
+    }
     scheduler.session_closed(domain);
     co_return;
   }
@@ -359,6 +399,7 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     record(*task, v, reply, ms, mx, &meta);
     if (v.action == feedback::Action::kDelivered) scheduler.delivered(domain);
+    if (v.action == feedback::Action::kSuspendSource) suspend(domain, reply, v.reason);
     if (v.action == feedback::Action::kRetryAndThrottle) {
       scheduler.slow_down(domain);
       log->info("{}: the receiver asked us to slow down ({}); {} session(s) allowed now", domain,
@@ -376,6 +417,10 @@ bool DeliveryEngine::Impl::route_claimed(std::vector<spool::Claimed>& claimed) {
   keep.reserve(claimed.size());
   auto now = Clock::now();
   for (auto& r : claimed) {
+    if (auto until = scheduler.suspended_until(r.domain, now)) {
+      postpone(r, *until);
+      continue;
+    }
     {
       std::lock_guard<std::mutex> lock(routes_mu);
       auto it = routes.find(r.domain);

@@ -36,6 +36,9 @@ struct DeliveryOptions {
   std::chrono::milliseconds retry_initial{std::chrono::minutes(1)};
   std::chrono::milliseconds retry_max{std::chrono::hours(1)};
   std::chrono::milliseconds slow_backoff{std::chrono::seconds(5)};
+  // How long a destination that refuses our egress source (feedback::Action::kSuspendSource)
+  // gets no mail from it; its recipients are deferred to the end of that time.
+  std::chrono::milliseconds suspend_for{std::chrono::hours(1)};
   std::string ehlo_name = "localhost";
   smtp::TlsMode tls = smtp::TlsMode::kOpportunistic;
   std::optional<smtp::Credentials> relay_auth;

@@ -57,7 +57,7 @@ TEST(ProviderReplies, GmailYahooMicrosoftRepliesGetTheirClassAndAction) {
        "policyviolation", Action::kBounce, false},
       {"553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying "
        "will NOT succeed. See https://postmaster.yahooinc.com/error-codes\r\n",
-       "blocked", Action::kBounce, false},
+       "blocked", Action::kSuspendSource, false},
       {"552 1 Requested mail action aborted, mailbox not found\r\n", "userunknown", Action::kBounce,
        true},
       // Microsoft
@@ -70,7 +70,7 @@ TEST(ProviderReplies, GmailYahooMicrosoftRepliesGetTheirClassAndAction) {
        "badreputation", Action::kRetryAndThrottle, false},
       {"550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your "
        "Internet service provider since part of their network is on our block list (S3150).\r\n",
-       "blocked", Action::kBounce, false},
+       "blocked", Action::kSuspendSource, false},
   };
   for (const auto& c : cases) {
     Verdict v = classify(c.reply);

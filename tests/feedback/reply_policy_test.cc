@@ -33,11 +33,11 @@ TEST(ReplyPolicy, ProviderRepliesGetTheirClassAndAction) {
        Action::kRetryAndThrottle, "speeding", false},
       {550, "5.7.1", "Our system has detected that this message is likely unsolicited mail (spam).",
        Action::kBounce, "spamdetected", false},
-      {550, "5.7.1", "Service unavailable; client host blocked using Spamhaus", Action::kBounce,
-       "blocked", false},
+      {550, "5.7.1", "Service unavailable; client host blocked using Spamhaus",
+       Action::kSuspendSource, "blocked", false},
       // Microsoft's 5.7.606 is about the sending IP (a banned address), not our security.
       {550, "5.7.606", "Access denied, banned sending IP. To request removal from this list",
-       Action::kBounce, "blocked", false},
+       Action::kSuspendSource, "blocked", false},
       {554, "5.7.9", "Message not accepted for policy reasons.", Action::kBounce, "policyviolation",
        false},
       {550, "", "Requested action not taken: mailbox unavailable", Action::kBounce, "userunknown",
@@ -73,6 +73,37 @@ TEST(ReplyPolicy, NoReplyIsANetworkErrorThatClosesTheSession) {
   EXPECT_EQ(v.action, Action::kRetry);
   EXPECT_EQ(v.reason, "networkerror");
   EXPECT_TRUE(v.close_connection);
+}
+
+// A refusal of our sending IP or host is not the recipient's fault and not final for the mail:
+// the egress source is suspended toward the destination and the recipient deferred, whether the
+// receiver said it with a 4xx or a 5xx. A 4xx about reputation is a rate limit: slow the path.
+TEST(ReplyPolicy, RefusalOfTheEgressSourceSuspendsIt) {
+  struct Case {
+    int code;
+    const char* enhanced;
+    const char* text;
+    Action action;
+    const char* reason;
+  } cases[] = {
+      {554, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using a block list",
+       Action::kSuspendSource, "blocked"},
+      {450, "4.7.1", "Client host rejected: cannot find your reverse hostname, [192.0.2.1]",
+       Action::kSuspendSource, "requireptr"},
+      {550, "5.7.1", "Mail from IP 192.0.2.1 refused: poor IP reputation", Action::kSuspendSource,
+       "badreputation"},
+      {451, "4.7.650", "The mail server [192.0.2.1] has been temporarily rate limited due to IP "
+                       "reputation.",
+       Action::kRetryAndThrottle, "badreputation"},
+  };
+  for (const auto& c : cases) {
+    Verdict v = classify_reply(reply(c.code, c.enhanced, c.text));
+    EXPECT_EQ(v.reason, c.reason) << c.text;
+    EXPECT_EQ(v.action, c.action) << c.text;
+    EXPECT_FALSE(v.hard) << c.text;
+    EXPECT_EQ(v.close_connection, c.action == Action::kSuspendSource) << c.text;
+  }
+  EXPECT_STREQ(action_name(Action::kSuspendSource), "suspend the egress source");
 }
 
 TEST(ReplyPolicy, Code421ClosesTheConnection) {
