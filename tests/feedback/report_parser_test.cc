@@ -197,5 +197,111 @@ TEST(ReportParser, UnknownAddressInReplyToMailFromIsTheSenderRejected) {
   EXPECT_FALSE(r->entries[0].hard);
 }
 
+
+// A Postfix-style DSN with one recipient block, written for these tests.
+std::string dsn_with(const std::string& block) {
+  return "From: MAILER-DAEMON@mx.example.net\n"
+         "Subject: Undelivered Mail Returned to Sender\n"
+         "MIME-Version: 1.0\n"
+         "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n"
+         "\n"
+         "--B\n"
+         "Content-Type: message/delivery-status\n"
+         "\n"
+         "Reporting-MTA: dns; mx.example.net\n"
+         "\n" +
+         block + "--B--\n";
+}
+
+// Regression (success_reply_in_transcript_taken_for_the_failure): Postfix mails the session
+// transcript of a failed submission; the replies that went well come before the one that failed.
+TEST(ReportParser, SuccessRepliesInATranscriptAreNotTheFailure) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: postmaster@mx.example.net\n"
+      "Subject: Postfix SMTP server: errors from client.example.net[192.0.2.5]\n"
+      "\n"
+      "Transcript of session follows.\n"
+      "\n"
+      " Out: 220 mx.example.net ESMTP\n"
+      " In:  MAIL FROM:<news@sender.example>\n"
+      " Out: 250 2.1.0 Ok\n"
+      " In:  RCPT TO:<reader@example.com>\n"
+      " Out: 250 2.1.5 Ok\n"
+      " In:  DATA\n"
+      " Out: 354 End data with <CR><LF>.<CR><LF>\n"
+      " Out: 451 4.3.0 Error: queue file write error\n"
+      " In:  QUIT\n"
+      " Out: 221 2.0.0 Bye\n");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "reader@example.com");
+  EXPECT_EQ(r->entries[0].reply_code, 451);
+  EXPECT_EQ(r->entries[0].status, "4.3.0");
+  EXPECT_EQ(r->entries[0].reason, "systemerror");
+  EXPECT_FALSE(r->entries[0].hard);
+}
+
+// Postfix writes a local delivery program's exit status in its sysexits words.
+TEST(ReportParser, LocalMailerExitWordingIsMailerError) {
+  auto r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.3.0\n"
+               "Diagnostic-Code: x-unix; temporary failure\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "mailererror");
+  EXPECT_FALSE(r->entries[0].hard);
+  // What the program said about the mailbox still counts.
+  r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.3.0\n"
+               "Diagnostic-Code: x-unix; /var/mail/reader: Disk quota exceeded\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "mailboxfull");
+}
+
+// A DSN that gives up on a host that never answered (X.4.1): the time in the queue ran out.
+TEST(ReportParser, FailedDsnWithNoAnswerFromHostIsExpired) {
+  auto r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.4.1\n"
+               "Diagnostic-Code: X-Postfix; connect to mx.example.com[192.0.2.8]:25: Connection\n"
+               "    timed out\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "expired");
+  EXPECT_FALSE(r->entries[0].hard);
+  // Another temporary code names its own cause; a lost connection stays a network error.
+  r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.4.2\n"
+               "Diagnostic-Code: X-Postfix; lost connection with mx.example.com[192.0.2.8]\n"
+               "    while performing the HELO handshake\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+  // A free-form bounce's own words are not a DSN action: qmail's X.4.1 stays what it says.
+  r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: news@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "This is a permanent error; I've given up. Sorry it didn't work out.\n"
+      "\n"
+      "<reader@example.com>:\n"
+      "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
+      "I'm not going to try again; this message has been in the queue too long.\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+}
+
 }  // namespace
 }  // namespace magnetic::feedback
