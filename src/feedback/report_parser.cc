@@ -488,13 +488,16 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent, bool re
   // retries more precisely than the time running out.
   if (lc_action == "delayed" && !local_mailer && by_diagnostic.empty())
     c = rules.class_of("expired", false);
-  // A DSN that gives up ("failed") with X.4.1, "no answer from host" (RFC 3463), never reached
-  // the receiver while the message stayed in the queue: the time ran out, the network failure
-  // is only what each attempt met. Other temporary codes name a cause of their own (a lost
-  // connection, a full disk, a rate limit) and keep it.
-  if (reported_action && lc_action == "failed" && e.status == "4.4.1" &&
-      c.reason == "networkerror")
-    c = rules.class_of("expired", false);
+  // A report that gives up on a host that never answered (a DSN "failed" with X.4.1, "no
+  // answer from host" in RFC 3463, or a final report of a connection that timed out) never
+  // reached the receiver while the message stayed in the queue: the time ran out, the network
+  // failure is only what each attempt met. Other network failures (a lost connection, a
+  // refused one, a name that does not resolve) name a cause of their own and keep it; so does
+  // qmail's "(#4.4.1)", a code in free text rather than a DSN's verdict.
+  bool gave_up = lc_action == "failed" && (reported_action || permanent);
+  bool no_answer = (reported_action && e.status == "4.4.1") ||
+                   normalize_diagnostic(e.diagnostic).find("timed out") != std::string::npos;
+  if (gave_up && no_answer && c.reason == "networkerror") c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
   e.bounce_type = c.bounce_type;

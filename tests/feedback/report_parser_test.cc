@@ -303,5 +303,47 @@ TEST(ReportParser, FailedDsnWithNoAnswerFromHostIsExpired) {
   EXPECT_EQ(r->entries[0].reason, "networkerror");
 }
 
+// A final free-form bounce of a connection that timed out at every attempt: expired. The same
+// time-out in a delay notice is what the retries meet for now.
+TEST(ReportParser, FinalBounceOfAConnectionThatTimedOutIsExpired) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: news@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "<reader@example.com>:\n"
+      "unable to connect to remote server [192.0.2.8:25]: Operation timed\n"
+      "out\n"
+      "I'm not going to try again; this message has been in the queue too long.\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "expired");
+  EXPECT_FALSE(r->entries[0].hard);
+  r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: delayed\n"
+               "Status: 4.4.1\n"
+               "Diagnostic-Code: X-Postfix; connect to mx.example.com[192.0.2.8]:25: Connection\n"
+               "    timed out\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+}
+
+// Sendmail's deferral names the name server that failed before it says how long it waited.
+TEST(ReportParser, NameServerFailureOutlastingTheRetriesIsTheCause) {
+  auto r = parse_feedback(
+      dsn_with("Final-Recipient: RFC822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.4.7\n"
+               "Diagnostic-Code: X-Unknown; <reader@example.com>... Deferred: Name server:\n"
+               "    example.com.: host name lookup failure Message could not be delivered\n"
+               "    for 5 hours\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+  EXPECT_FALSE(r->entries[0].hard);
+}
+
 }  // namespace
 }  // namespace magnetic::feedback
