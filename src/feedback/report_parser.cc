@@ -504,7 +504,23 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent, bool re
   e.bounce_subtype = c.bounce_subtype;
 }
 
+// Gmail relays the receiving server's reply inside prose of its own ("... it was rejected by
+// the recipient domain. ... The error that the other server returned was: 550 ..."). The prose
+// is the same for every failure and reads like a filter's verdict; the reply after it is the
+// diagnostic.
+void unwrap_relayed_reply(FeedbackEntry& e) {
+  static constexpr std::string_view kLead = "the error that the other server returned was:";
+  std::string lc = lower(e.diagnostic);
+  for (size_t i = 0; i < lc.size(); ++i)
+    if (lc[i] == '\n' || lc[i] == '\r' || lc[i] == '\t') lc[i] = ' ';
+  size_t at = lc.find(kLead);
+  if (at == std::string::npos) return;
+  std::string inner(trim(std::string_view(e.diagnostic).substr(at + kLead.size())));
+  if (!inner.empty()) e.diagnostic = inner;
+}
+
 void fill_codes(FeedbackEntry& e) {
+  unwrap_relayed_reply(e);
   if (e.reply_code == 0) e.reply_code = find_reply_code(e.diagnostic);
   if (e.status.empty()) e.status = find_enhanced(e.diagnostic, e.reply_code);
 

@@ -345,5 +345,50 @@ TEST(ReportParser, NameServerFailureOutlastingTheRetriesIsTheCause) {
   EXPECT_FALSE(r->entries[0].hard);
 }
 
+
+// Regression (relay_prose_classified_instead_of_the_reply): Gmail's bounce of a reply from
+// another server wraps it in "rejected by the recipient domain" prose; the reply decides.
+TEST(ReportParser, GmailRelayedReplyIsClassifiedWithoutItsWrapper) {
+  auto r = parse_feedback(
+      "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+      "To: news@sender.example\n"
+      "X-Failed-Recipients: reader@example.com\n"
+      "Subject: Delivery Status Notification (Failure)\n"
+      "\n"
+      "Delivery to the following recipient failed permanently:\n"
+      "\n"
+      "     reader@example.com\n"
+      "\n"
+      "Technical details of permanent failure:\n"
+      "Google tried to deliver your message, but it was rejected by the recipient domain. We\n"
+      "recommend contacting the other email provider for further information about the cause\n"
+      "of this error. The error that the other server returned was: 550 550 5.2.2 Mailbox\n"
+      "full (state 14).\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "reader@example.com");
+  EXPECT_EQ(r->entries[0].diagnostic, "550 550 5.2.2 Mailbox\nfull (state 14).");
+  EXPECT_EQ(r->entries[0].reply_code, 550);
+  EXPECT_EQ(r->entries[0].status, "5.2.2");
+  EXPECT_EQ(r->entries[0].reason, "mailboxfull");
+  // A reply no rule knows is not the wrapper's "filtered" either.
+  std::string tls = R"(From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+To: news@sender.example
+Subject: Delivery Status Notification (Failure)
+
+Delivery to the following recipient failed permanently:
+
+     reader@example.com
+
+Technical details of permanent failure:
+Google tried to deliver your message, but it was rejected by the recipient domain. The error
+that the other server returned was: 500 Remote server does not support TLS (state 6).
+)";
+  r = parse_feedback(tls);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "securityerror");
+}
+
 }  // namespace
 }  // namespace magnetic::feedback
