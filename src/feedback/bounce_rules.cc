@@ -69,8 +69,8 @@ BounceRules& active_rules() {
 // "550-5.7.1 " or "550 5.7.1 " (the enhanced code optional) at `at`: its length, else 0.
 size_t reply_prefix_at(std::string_view t, size_t at) {
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (at + 4 > t.size() || t[at] < '2' || t[at] > '5' || !digit(t[at + 1]) ||
-      !digit(t[at + 2]) || (t[at + 3] != '-' && t[at + 3] != ' '))
+  if (at + 4 > t.size() || t[at] < '2' || t[at] > '5' || !digit(t[at + 1]) || !digit(t[at + 2]) ||
+      (t[at + 3] != '-' && t[at + 3] != ' '))
     return 0;
   size_t end = at + 4;
   size_t code = end;

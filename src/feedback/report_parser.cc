@@ -472,8 +472,8 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent, bool re
   // sysexits wording ("temporary failure", "service unavailable"), which reads like a failure
   // of the receiving system but is only the program's exit code.
   std::string by_diagnostic = rules.reason_from_text(e.diagnostic);
-  bool local_mailer = e.diagnostic_type == "x-unix" &&
-                      (by_diagnostic.empty() || by_diagnostic == "systemerror");
+  bool local_mailer =
+      e.diagnostic_type == "x-unix" && (by_diagnostic.empty() || by_diagnostic == "systemerror");
   if (local_mailer) c = rules.class_of("mailererror", permanent);
   // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
   // a lasting "host unknown" comes with a permanent code.

@@ -46,7 +46,6 @@ TEST(BounceRules, NothingToJudgeIsOnholdAndUnknownWordingUndefined) {
   EXPECT_EQ(bounce_rules().classify({"", 554, "xyzzy", true, false}).reason, "undefined");
 }
 
-
 BounceClass classify(std::string_view status, int code, std::string_view text, bool permanent) {
   return bounce_rules().classify({status, code, text, permanent, false});
 }
@@ -79,9 +78,9 @@ TEST(BounceRules, ProviderRepliesWithAMeaningOfTheirOwn) {
   // SES receiving's refusal of a message it cannot take, against Barracuda's spam verdict.
   EXPECT_EQ(classify("5.6.1", 500, "500 5.6.1 Message content rejected", true).reason,
             "contenterror");
-  EXPECT_EQ(classify("5.7.1", 550, "550 5.7.1 Message content rejected, UBE, id=1-2-3", true)
-                .reason,
-            "spamdetected");
+  EXPECT_EQ(
+      classify("5.7.1", 550, "550 5.7.1 Message content rejected, UBE, id=1-2-3", true).reason,
+      "spamdetected");
   // Postfix's cleanup failing to write the queue file is the receiver's system failing.
   EXPECT_EQ(classify("4.3.0", 451, "451 4.3.0 Error: queue file write error", false).reason,
             "systemerror");
@@ -131,15 +130,16 @@ TEST(BounceRules, AccessDeniedIsJudgedByWhatItRefused) {
                      "554 5.7.1 <mx.example.net>: Helo command rejected: Access denied", true)
                 .reason,
             "blocked");
-  EXPECT_EQ(classify("5.7.1", 554, "554 5.7.1 <client.example.net[192.0.2.1]>: Client host "
-                                   "rejected: Access denied",
+  EXPECT_EQ(classify("5.7.1", 554,
+                     "554 5.7.1 <client.example.net[192.0.2.1]>: Client host "
+                     "rejected: Access denied",
                      true)
                 .reason,
             "blocked");
   // The recipient's own refusal keeps its class.
-  EXPECT_EQ(classify("5.4.1", 550, "550 5.4.1 Recipient address rejected: Access denied", true)
-                .reason,
-            "userunknown");
+  EXPECT_EQ(
+      classify("5.4.1", 550, "550 5.4.1 Recipient address rejected: Access denied", true).reason,
+      "userunknown");
 }
 
 TEST(BounceRules, AttemptsCountedUntilTheSenderGaveUpAreExpired) {

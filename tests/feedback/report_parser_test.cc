@@ -197,7 +197,6 @@ TEST(ReportParser, UnknownAddressInReplyToMailFromIsTheSenderRejected) {
   EXPECT_FALSE(r->entries[0].hard);
 }
 
-
 // A Postfix-style DSN with one recipient block, written for these tests.
 std::string dsn_with(const std::string& block) {
   return "From: MAILER-DAEMON@mx.example.net\n"
@@ -245,21 +244,21 @@ TEST(ReportParser, SuccessRepliesInATranscriptAreNotTheFailure) {
 
 // Postfix writes a local delivery program's exit status in its sysexits words.
 TEST(ReportParser, LocalMailerExitWordingIsMailerError) {
-  auto r = parse_feedback(
-      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
-               "Action: failed\n"
-               "Status: 4.3.0\n"
-               "Diagnostic-Code: x-unix; temporary failure\n"));
+  auto r =
+      parse_feedback(dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+                              "Action: failed\n"
+                              "Status: 4.3.0\n"
+                              "Diagnostic-Code: x-unix; temporary failure\n"));
   ASSERT_TRUE(r.is_ok());
   ASSERT_EQ(r->entries.size(), 1u);
   EXPECT_EQ(r->entries[0].reason, "mailererror");
   EXPECT_FALSE(r->entries[0].hard);
   // What the program said about the mailbox still counts.
-  r = parse_feedback(
-      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
-               "Action: failed\n"
-               "Status: 4.3.0\n"
-               "Diagnostic-Code: x-unix; /var/mail/reader: Disk quota exceeded\n"));
+  r =
+      parse_feedback(dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+                              "Action: failed\n"
+                              "Status: 4.3.0\n"
+                              "Diagnostic-Code: x-unix; /var/mail/reader: Disk quota exceeded\n"));
   ASSERT_TRUE(r.is_ok());
   ASSERT_EQ(r->entries.size(), 1u);
   EXPECT_EQ(r->entries[0].reason, "mailboxfull");
@@ -344,7 +343,6 @@ TEST(ReportParser, NameServerFailureOutlastingTheRetriesIsTheCause) {
   EXPECT_EQ(r->entries[0].reason, "networkerror");
   EXPECT_FALSE(r->entries[0].hard);
 }
-
 
 // Regression (relay_prose_classified_instead_of_the_reply): Gmail's bounce of a reply from
 // another server wraps it in "rejected by the recipient domain" prose; the reply decides.
