@@ -66,7 +66,42 @@ BounceRules& active_rules() {
   return *rules;
 }
 
+// "550-5.7.1 " or "550 5.7.1 " (the enhanced code optional) at `at`: its length, else 0.
+size_t reply_prefix_at(std::string_view t, size_t at) {
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (at + 4 > t.size() || t[at] < '2' || t[at] > '5' || !digit(t[at + 1]) || !digit(t[at + 2]) ||
+      (t[at + 3] != '-' && t[at + 3] != ' '))
+    return 0;
+  size_t end = at + 4;
+  size_t code = end;
+  while (code < t.size() && (digit(t[code]) || t[code] == '.')) ++code;
+  if (code > end && code < t.size() && t[code] == ' ') end = code + 1;
+  return end - at;
+}
+
 }  // namespace
+
+std::string join_reply_lines(std::string_view text) {
+  size_t first = reply_prefix_at(text, 0);
+  if (first == 0) return std::string(text);
+  std::string_view prefix = text.substr(0, first);
+  std::string out(text.substr(0, first));
+  for (size_t at = first; at < text.size();) {
+    // Only the prefix that opened the reply, repeated after a space, is a line of the same
+    // reply; a different code is another reply and stays.
+    size_t len = text[at] == ' ' ? reply_prefix_at(text, at + 1) : 0;
+    std::string_view candidate = text.substr(at + 1, len);
+    bool same = len == prefix.size() && candidate.substr(0, 3) == prefix.substr(0, 3) &&
+                candidate.substr(4) == prefix.substr(4);
+    if (same) {
+      out.push_back(' ');
+      at += 1 + len;
+      continue;
+    }
+    out.push_back(text[at++]);
+  }
+  return out;
+}
 
 std::string normalize_diagnostic(std::string_view text) {
   std::string out;
@@ -187,7 +222,7 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
 }
 
 std::string BounceRules::reason_from_text(std::string_view diagnostic) const {
-  std::string text = normalize_diagnostic(diagnostic);
+  std::string text = join_reply_lines(normalize_diagnostic(diagnostic));
   if (text.empty()) return "";
   for (const auto& r : text_rules_) {
     if (glob_find(text, r.pattern)) return r.reason;

@@ -102,6 +102,12 @@ std::string_view default_bounce_rules_text();
 // so that patterns match across the line folding of DSN fields and multi-line replies.
 std::string normalize_diagnostic(std::string_view text);
 
+// A multi-line reply folded into one line ("550-5.7.1 Messages with multiple 550 5.7.1
+// addresses ...") repeats its reply and enhanced code at every line break, splitting the wording
+// that rules look for. Drops the repeats of the prefix that opens `text` (normalized text); other
+// codes stay. Text that opens with no reply code is returned as it is.
+std::string join_reply_lines(std::string_view text);
+
 // True when `text` matches the glob `pattern` anywhere ('*' matches any run of characters).
 bool glob_find(std::string_view text, std::string_view pattern);
 

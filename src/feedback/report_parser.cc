@@ -168,9 +168,12 @@ std::string field_or(const Block& b, std::string_view name) {
 
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
-// The first SMTP reply code in the text: three digits [2-5]xx standing alone, followed by a
-// space, '-' or the end; skipping numbers that are part of an address, IP or date.
+// The SMTP reply code in the text: three digits [2-5]xx standing alone, followed by a space,
+// '-' or the end; skipping numbers that are part of an address, IP or date. The first failure
+// code (4xx, 5xx) wins over success codes before it: a session transcript quotes the replies
+// that went well before the one that failed.
 int find_reply_code(std::string_view t) {
+  int first = 0;
   for (size_t i = 0; i + 3 <= t.size(); ++i) {
     if (t[i] < '2' || t[i] > '5' || !digit(t[i + 1]) || !digit(t[i + 2])) continue;
     if (i > 0 && (digit(t[i - 1]) || t[i - 1] == '.' || t[i - 1] == ':' || t[i - 1] == '#' ||
@@ -181,9 +184,10 @@ int find_reply_code(std::string_view t) {
       continue;
     int code = (t[i] - '0') * 100 + (t[i + 1] - '0') * 10 + (t[i + 2] - '0');
     if (t[i + 1] > '5') continue;  // 2xx-5xx with a second digit 0-5 (RFC 5321 4.2)
-    return code;
+    if (code >= 400) return code;
+    if (first == 0) first = code;
   }
-  return 0;
+  return first;
 }
 
 // The first valid enhanced status code in the text ("5.1.1"); its class must agree with the
@@ -440,7 +444,9 @@ bool after_mail_from(std::string_view diagnostic) {
 // A reason is only a guess when it rests on no wording at all.
 bool weak(const std::string& reason) { return reason == "undefined" || reason == "onhold"; }
 
-void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
+// `reported_action` says the entry's action is the report's own (a DSN or SES field), not one
+// the free-form reader inferred from the wording.
+void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent, bool reported_action) {
   const BounceRules& rules = bounce_rules();
   std::string lc_action = lower(e.action);
   // "deliverable" is Postfix's answer to an address verification request (sendmail -bv).
@@ -462,8 +468,12 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   facts.context = cx.whole_text;
   BounceClass c = rules.classify(facts);
   // An X-Unix diagnostic is the exit status of a local delivery program (sendmail's mailers):
-  // when its text says nothing more, the program failed.
-  bool local_mailer = e.diagnostic_type == "x-unix" && rules.reason_from_text(e.diagnostic).empty();
+  // when its text says nothing more, the program failed. Postfix writes the status as its
+  // sysexits wording ("temporary failure", "service unavailable"), which reads like a failure
+  // of the receiving system but is only the program's exit code.
+  std::string by_diagnostic = rules.reason_from_text(e.diagnostic);
+  bool local_mailer =
+      e.diagnostic_type == "x-unix" && (by_diagnostic.empty() || by_diagnostic == "systemerror");
   if (local_mailer) c = rules.class_of("mailererror", permanent);
   // A domain that does not resolve for now is a lookup failure, not proof that it is gone:
   // a lasting "host unknown" comes with a permanent code.
@@ -476,15 +486,41 @@ void classify_entry(FeedbackEntry& e, const Context& cx, bool permanent) {
   // time running out, whatever the last reply was.
   // Only a full mailbox or disk, or a failing local mailer, names a cause that outlasts the
   // retries more precisely than the time running out.
-  if (lc_action == "delayed" && !local_mailer && rules.reason_from_text(e.diagnostic).empty())
+  if (lc_action == "delayed" && !local_mailer && by_diagnostic.empty())
     c = rules.class_of("expired", false);
+  // A report that gives up on a host that never answered (a DSN "failed" with X.4.1, "no
+  // answer from host" in RFC 3463, or a final report of a connection that timed out) never
+  // reached the receiver while the message stayed in the queue: the time ran out, the network
+  // failure is only what each attempt met. Other network failures (a lost connection, a
+  // refused one, a name that does not resolve) name a cause of their own and keep it; so does
+  // qmail's "(#4.4.1)", a code in free text rather than a DSN's verdict.
+  bool gave_up = lc_action == "failed" && (reported_action || permanent);
+  bool no_answer = (reported_action && e.status == "4.4.1") ||
+                   normalize_diagnostic(e.diagnostic).find("timed out") != std::string::npos;
+  if (gave_up && no_answer && c.reason == "networkerror") c = rules.class_of("expired", false);
   e.reason = c.reason;
   e.hard = c.hard;
   e.bounce_type = c.bounce_type;
   e.bounce_subtype = c.bounce_subtype;
 }
 
+// Gmail relays the receiving server's reply inside prose of its own ("... it was rejected by
+// the recipient domain. ... The error that the other server returned was: 550 ..."). The prose
+// is the same for every failure and reads like a filter's verdict; the reply after it is the
+// diagnostic.
+void unwrap_relayed_reply(FeedbackEntry& e) {
+  static constexpr std::string_view kLead = "the error that the other server returned was:";
+  std::string lc = lower(e.diagnostic);
+  for (size_t i = 0; i < lc.size(); ++i)
+    if (lc[i] == '\n' || lc[i] == '\r' || lc[i] == '\t') lc[i] = ' ';
+  size_t at = lc.find(kLead);
+  if (at == std::string::npos) return;
+  std::string inner(trim(std::string_view(e.diagnostic).substr(at + kLead.size())));
+  if (!inner.empty()) e.diagnostic = inner;
+}
+
 void fill_codes(FeedbackEntry& e) {
+  unwrap_relayed_reply(e);
   if (e.reply_code == 0) e.reply_code = find_reply_code(e.diagnostic);
   if (e.status.empty()) e.status = find_enhanced(e.diagnostic, e.reply_code);
 
@@ -1022,7 +1058,7 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
         }
       }
       bool failed = e.action.empty() || e.action == "failed";
-      classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed");
+      classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed", true);
     }
     report.kind = FeedbackKind::kBounce;
     report.entries = std::move(entries);
@@ -1036,7 +1072,7 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
       for (auto& e : from_ses.entries) {
         if (from_ses.kind != FeedbackKind::kBounce) break;
         bool failed = e.action.empty() || e.action == "failed";
-        classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed");
+        classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed", true);
       }
       return from_ses;
     }
@@ -1080,7 +1116,7 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
       e.action = "delayed";
     else
       e.action = "failed";
-    classify_entry(e, cx, permanent_of(e, !temporary));
+    classify_entry(e, cx, permanent_of(e, !temporary), false);
   }
   report.kind = FeedbackKind::kBounce;
   report.entries = std::move(entries);

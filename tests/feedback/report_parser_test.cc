@@ -197,5 +197,196 @@ TEST(ReportParser, UnknownAddressInReplyToMailFromIsTheSenderRejected) {
   EXPECT_FALSE(r->entries[0].hard);
 }
 
+// A Postfix-style DSN with one recipient block, written for these tests.
+std::string dsn_with(const std::string& block) {
+  return "From: MAILER-DAEMON@mx.example.net\n"
+         "Subject: Undelivered Mail Returned to Sender\n"
+         "MIME-Version: 1.0\n"
+         "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n"
+         "\n"
+         "--B\n"
+         "Content-Type: message/delivery-status\n"
+         "\n"
+         "Reporting-MTA: dns; mx.example.net\n"
+         "\n" +
+         block + "--B--\n";
+}
+
+// Regression (success_reply_in_transcript_taken_for_the_failure): Postfix mails the session
+// transcript of a failed submission; the replies that went well come before the one that failed.
+TEST(ReportParser, SuccessRepliesInATranscriptAreNotTheFailure) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: postmaster@mx.example.net\n"
+      "Subject: Postfix SMTP server: errors from client.example.net[192.0.2.5]\n"
+      "\n"
+      "Transcript of session follows.\n"
+      "\n"
+      " Out: 220 mx.example.net ESMTP\n"
+      " In:  MAIL FROM:<news@sender.example>\n"
+      " Out: 250 2.1.0 Ok\n"
+      " In:  RCPT TO:<reader@example.com>\n"
+      " Out: 250 2.1.5 Ok\n"
+      " In:  DATA\n"
+      " Out: 354 End data with <CR><LF>.<CR><LF>\n"
+      " Out: 451 4.3.0 Error: queue file write error\n"
+      " In:  QUIT\n"
+      " Out: 221 2.0.0 Bye\n");
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "reader@example.com");
+  EXPECT_EQ(r->entries[0].reply_code, 451);
+  EXPECT_EQ(r->entries[0].status, "4.3.0");
+  EXPECT_EQ(r->entries[0].reason, "systemerror");
+  EXPECT_FALSE(r->entries[0].hard);
+}
+
+// Postfix writes a local delivery program's exit status in its sysexits words.
+TEST(ReportParser, LocalMailerExitWordingIsMailerError) {
+  auto r =
+      parse_feedback(dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+                              "Action: failed\n"
+                              "Status: 4.3.0\n"
+                              "Diagnostic-Code: x-unix; temporary failure\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "mailererror");
+  EXPECT_FALSE(r->entries[0].hard);
+  // What the program said about the mailbox still counts.
+  r =
+      parse_feedback(dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+                              "Action: failed\n"
+                              "Status: 4.3.0\n"
+                              "Diagnostic-Code: x-unix; /var/mail/reader: Disk quota exceeded\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "mailboxfull");
+}
+
+// A DSN that gives up on a host that never answered (X.4.1): the time in the queue ran out.
+TEST(ReportParser, FailedDsnWithNoAnswerFromHostIsExpired) {
+  auto r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.4.1\n"
+               "Diagnostic-Code: X-Postfix; connect to mx.example.com[192.0.2.8]:25: Connection\n"
+               "    timed out\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "expired");
+  EXPECT_FALSE(r->entries[0].hard);
+  // Another temporary code names its own cause; a lost connection stays a network error.
+  r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.4.2\n"
+               "Diagnostic-Code: X-Postfix; lost connection with mx.example.com[192.0.2.8]\n"
+               "    while performing the HELO handshake\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+  // A free-form bounce's own words are not a DSN action: qmail's X.4.1 stays what it says.
+  r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: news@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "This is a permanent error; I've given up. Sorry it didn't work out.\n"
+      "\n"
+      "<reader@example.com>:\n"
+      "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
+      "I'm not going to try again; this message has been in the queue too long.\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+}
+
+// A final free-form bounce of a connection that timed out at every attempt: expired. The same
+// time-out in a delay notice is what the retries meet for now.
+TEST(ReportParser, FinalBounceOfAConnectionThatTimedOutIsExpired) {
+  auto r = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: news@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "<reader@example.com>:\n"
+      "unable to connect to remote server [192.0.2.8:25]: Operation timed\n"
+      "out\n"
+      "I'm not going to try again; this message has been in the queue too long.\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "expired");
+  EXPECT_FALSE(r->entries[0].hard);
+  r = parse_feedback(
+      dsn_with("Final-Recipient: rfc822; reader@example.com\n"
+               "Action: delayed\n"
+               "Status: 4.4.1\n"
+               "Diagnostic-Code: X-Postfix; connect to mx.example.com[192.0.2.8]:25: Connection\n"
+               "    timed out\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+}
+
+// Sendmail's deferral names the name server that failed before it says how long it waited.
+TEST(ReportParser, NameServerFailureOutlastingTheRetriesIsTheCause) {
+  auto r = parse_feedback(
+      dsn_with("Final-Recipient: RFC822; reader@example.com\n"
+               "Action: failed\n"
+               "Status: 4.4.7\n"
+               "Diagnostic-Code: X-Unknown; <reader@example.com>... Deferred: Name server:\n"
+               "    example.com.: host name lookup failure Message could not be delivered\n"
+               "    for 5 hours\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "networkerror");
+  EXPECT_FALSE(r->entries[0].hard);
+}
+
+// Regression (relay_prose_classified_instead_of_the_reply): Gmail's bounce of a reply from
+// another server wraps it in "rejected by the recipient domain" prose; the reply decides.
+TEST(ReportParser, GmailRelayedReplyIsClassifiedWithoutItsWrapper) {
+  auto r = parse_feedback(
+      "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\n"
+      "To: news@sender.example\n"
+      "X-Failed-Recipients: reader@example.com\n"
+      "Subject: Delivery Status Notification (Failure)\n"
+      "\n"
+      "Delivery to the following recipient failed permanently:\n"
+      "\n"
+      "     reader@example.com\n"
+      "\n"
+      "Technical details of permanent failure:\n"
+      "Google tried to deliver your message, but it was rejected by the recipient domain. We\n"
+      "recommend contacting the other email provider for further information about the cause\n"
+      "of this error. The error that the other server returned was: 550 550 5.2.2 Mailbox\n"
+      "full (state 14).\n");
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "reader@example.com");
+  EXPECT_EQ(r->entries[0].diagnostic, "550 550 5.2.2 Mailbox\nfull (state 14).");
+  EXPECT_EQ(r->entries[0].reply_code, 550);
+  EXPECT_EQ(r->entries[0].status, "5.2.2");
+  EXPECT_EQ(r->entries[0].reason, "mailboxfull");
+  // A reply no rule knows is not the wrapper's "filtered" either.
+  std::string tls = R"(From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+To: news@sender.example
+Subject: Delivery Status Notification (Failure)
+
+Delivery to the following recipient failed permanently:
+
+     reader@example.com
+
+Technical details of permanent failure:
+Google tried to deliver your message, but it was rejected by the recipient domain. The error
+that the other server returned was: 500 Remote server does not support TLS (state 6).
+)";
+  r = parse_feedback(tls);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].reason, "securityerror");
+}
+
 }  // namespace
 }  // namespace magnetic::feedback
