@@ -1,0 +1,86 @@
+"""`magnetic serve` suspends a destination that refuses our egress source.
+
+The receiver (our capture sink) answers every RCPT with a block-list refusal (554 5.7.1 ... blocked
+using a block list). The first recipient's attempt gets it: the recipient is deferred, not bounced,
+nothing is suppressed, and the destination is suspended for delivery.suspend_for (3 s here). A
+second message for the same destination, sent while it is suspended, is not attempted before the
+suspension ends; then it is attempted (and refused again). `magnetic feedback classify` names the
+action as delivery takes it.
+"""
+import datetime
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness as h
+
+REFUSAL = "5.7.1 Service unavailable; client host [127.0.0.1] blocked using a block list"
+SUSPEND_S = 3
+
+
+def wait_for(fn, what, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    h.fail(f"timed out waiting for {what}")
+
+
+def when(line):
+    return datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def main():
+    _, out, _ = h.magnetic("feedback", "classify", "554 " + REFUSAL, check_rc=0)
+    verdict = json.loads(out)
+    h.check_eq((verdict["action"], verdict["reason"], verdict["hard"]),
+               ("suspend the egress source", "blocked", False), "classify of a block-list refusal")
+
+    work = h.tempdir()
+    data = os.path.join(work, "data")
+    cfg = os.path.join(work, "magnetic.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[delivery]\nsuspend_for = "{SUSPEND_S}s"\nretry_initial = "1s"\n')
+    _, port = h.start_sink(extra=["--rcpt-code", "554", "--rcpt-text", REFUSAL])
+    key = h.keys_create(data, "suspend")
+    p, ports = h.start_serve_ports(data, routes=[("blocked.test", port)], extra=["--config", cfg])
+    api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
+    api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
+
+    def send(to):
+        return api.ok("POST", "/v2/email/outbound-emails", {
+            "FromEmailAddress": "news@example.com", "Destination": {"ToAddresses": [to]},
+            "Content": {"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi\n"}}}}})["MessageId"]
+
+    def lines(message_id):
+        path = os.path.join(data, "dispositions.jsonl")
+        if not os.path.exists(path):
+            return []
+        return [json.loads(l) for l in open(path) if message_id in l]
+
+    first = send("a@blocked.test")
+    got = wait_for(lambda: lines(first), "the first attempt")
+    h.check_eq((got[0]["status"], got[0]["reason"]), ("deferred", "blocked"), "the refused recipient")
+    second = send("b@blocked.test")
+    later = wait_for(lambda: lines(second), "the second message's attempt after the suspension", timeout=30)
+    waited = when(later[0]) - when(got[0])
+    h.check(waited >= SUSPEND_S - 0.05,
+            f"the second message was attempted {waited:.2f} s after the refusal, inside the {SUSPEND_S} s suspension")
+    h.check_eq((later[0]["status"], later[0]["reason"]), ("deferred", "blocked"), "the second attempt")
+    h.check("refuses our egress source" in h.serve_log(data), "the suspension in the log:\n" + h.serve_log(data))
+    r = api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", "a@blocked.test"))
+    h.check_eq(r.status, 404, "a recipient refused for our source is not suppressed")
+    print(f"suspended: the second message waited {waited:.2f} s (suspend_for {SUSPEND_S} s)")
+    h.stop_serve(p, data)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        h.cleanup()
