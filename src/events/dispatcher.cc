@@ -79,10 +79,18 @@ Result<Url> parse_url(std::string_view url) {
   }
   Url u;
   std::string_view rest;
-  if (url.starts_with("https://")) {
+  // The scheme is case-insensitive (RFC 3986 section 3.1), as the API takes it.
+  auto scheme_is = [&](std::string_view scheme) {
+    if (url.size() < scheme.size()) return false;
+    for (size_t i = 0; i < scheme.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(url[i])) != scheme[i]) return false;
+    }
+    return true;
+  };
+  if (scheme_is("https://")) {
     u.tls = true;
     rest = url.substr(8);
-  } else if (url.starts_with("http://")) {
+  } else if (scheme_is("http://")) {
     rest = url.substr(7);
   } else {
     return Status::invalid("webhook URL '" + std::string(url) +

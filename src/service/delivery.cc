@@ -78,10 +78,13 @@ struct DeliveryEngine::Impl {
   struct MessageMeta {
     std::string configuration_set, mail_json;
     int64_t accepted_ms = 0;
+    bool suppressed = false;  // the recipient was suppressed after acceptance: not sent
   };
   void record(const spool::Claimed& r, const feedback::Verdict& v, const smtp::Reply& reply,
               double duration_ms, const std::string& mx, const MessageMeta* meta = nullptr);
   void record_failed(const spool::Claimed& r, const std::string& error);
+  // Final, without an attempt: the recipient is on the suppression list now.
+  void record_suppressed_now(const spool::Claimed& r, const MessageMeta& meta);
   // The receiver refused our egress source: the domain rests until suspend_for from now, and
   // its waiting recipients are deferred to then.
   void suspend(const std::string& domain, const smtp::Reply& reply, const std::string& reason);
@@ -101,6 +104,7 @@ struct DeliveryEngine::Impl {
   dns::Resolver& resolver;
   SignerLookup signers;
   PolicyLookup policies;
+  SuppressionCheck suppression_check;
   AttemptListener listener;
   queue::Scheduler scheduler;
   queue::RetrySchedule retry;
@@ -153,6 +157,34 @@ void DeliveryEngine::record_suppressed(const std::string& message_id, const std:
                 : "on the suppression list (configuration set " + configuration_set + ")";
   std::lock_guard<std::mutex> lock(impl_->out_mu);
   impl_->records.push_back(std::move(d));
+}
+
+void DeliveryEngine::set_suppression_check(SuppressionCheck check) {
+  impl_->suppression_check = std::move(check);
+}
+
+void DeliveryEngine::Impl::record_suppressed_now(const spool::Claimed& r, const MessageMeta& meta) {
+  int64_t now = wall_ms();
+  spool::Outcome o;
+  o.id = r.id;
+  o.state = RecipientState::kSuppressed;
+  o.attempts = r.attempts;
+  o.first_attempt_ms = r.first_attempt_ms;
+  o.reason = "OnAccountSuppressionList";
+  o.reply = "suppressed after the message was accepted; not sent";
+  campaign::Disposition d{now,     "",      r.message_id, r.email, 0, "suppressed",
+                          o.reason, o.reply, r.attempts,   0,       ""};
+  std::lock_guard<std::mutex> lock(out_mu);
+  if (listener) {
+    Attempt a{r, o, smtp::Reply{}, ""};
+    a.known = true;
+    a.configuration_set = meta.configuration_set;
+    a.accepted_ms = meta.accepted_ms;
+    a.mail_json = meta.mail_json;
+    attempts.push_back(std::move(a));
+  }
+  outcomes.push_back(std::move(o));
+  records.push_back(std::move(d));
 }
 
 void DeliveryEngine::wake() {
@@ -305,6 +337,13 @@ Result<std::shared_ptr<const std::string>> DeliveryEngine::Impl::signed_message(
     const spool::Claimed& r, std::string& envelope_from, MessagePolicy& policy, MessageMeta& meta) {
   auto stored = spool.message(r.message);
   if (!stored) return stored.status();
+  if (suppression_check && suppression_check(r.email, stored->configuration_set)) {
+    meta.suppressed = true;
+    meta.configuration_set = std::move(stored->configuration_set);
+    meta.mail_json = std::move(stored->mail_json);
+    meta.accepted_ms = stored->accepted_ms;
+    return std::shared_ptr<const std::string>();
+  }
   auto data = std::make_shared<std::string>();
   auto found = signers ? signers(stored->identity)
                        : Result<std::shared_ptr<const dkim::DkimSigner>>(nullptr);
@@ -376,6 +415,11 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     auto message = signed_message(*task, envelope_from, policy, meta);
     if (!message) {
       record_failed(*task, message.status().message());
+      idle_since = Clock::now();
+      continue;
+    }
+    if (meta.suppressed) {
+      record_suppressed_now(*task, meta);
       idle_since = Clock::now();
       continue;
     }

@@ -89,12 +89,20 @@ struct MessagePolicy {
   bool require_tls = false;  // DeliveryOptions.TlsPolicy REQUIRE
 };
 using PolicyLookup = std::function<MessagePolicy(const std::string& configuration_set)>;
+// Whether a recipient is on the suppression list for the reasons in force for its message's
+// configuration set. Asked before every attempt: an address suppressed after its message was
+// accepted (a bounce of another message, a complaint, PutSuppressedDestination) is not mailed.
+using SuppressionCheck =
+    std::function<bool(const std::string& email, const std::string& configuration_set)>;
 
 class DeliveryEngine {
  public:
   DeliveryEngine(DeliveryOptions options, spool::MessageSpool& spool, dns::Resolver& resolver,
                  SignerLookup signers, PolicyLookup policies, AttemptListener listener = {});
   ~DeliveryEngine();
+
+  // Before start(): the check asked before each attempt (none: only acceptance checks).
+  void set_suppression_check(SuppressionCheck check);
 
   // Recovers in-flight recipients (a crash), then starts the threads.
   Status start();

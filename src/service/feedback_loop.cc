@@ -132,6 +132,24 @@ struct FeedbackLoop::Impl {
   }
   void reputation(const std::string& set, uint64_t sent, uint64_t bounced, uint64_t complained);
   void guard(const std::string& set, bool force);
+  // SES reports a recipient it did not send to because of the suppression list as a Permanent
+  // bounce of subtype OnAccountSuppressionList (not counted in the bounce rate).
+  void suppressed_bounce(const std::string& set, const std::string& message_id,
+                         const std::string& mail_json, const std::vector<std::string>& recipients,
+                         int64_t now, std::vector<PendingEvent>& events) {
+    if (!publisher.wants(set, EventType::kBounce)) return;
+    events::BounceDetail b;
+    b.bounce_type = "Permanent";
+    b.bounce_sub_type = "OnAccountSuppressionList";
+    for (const auto& r : recipients)
+      b.bounced_recipients.push_back(
+          {r, "failed", "5.1.1", "Not sent: the address is on the account's suppression list"});
+    b.timestamp_ms = now;
+    b.feedback_id = new_id();
+    b.reporting_mta = options.reporting_mta.empty() ? "" : "dns; " + options.reporting_mta;
+    if (auto json = events::make_event(mail_json, b))
+      events.push_back({set, message_id, EventType::kBounce, *json});
+  }
   // Publishes the guard's pause to the destinations that match SENDING_PAUSED: the set's, or for
   // the account every set's.
   void publish_paused(const events::SendingPausedDetail& d);
@@ -700,6 +718,11 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
           events.push_back({r.configuration_set, r.message_id, EventType::kDeliveryDelay, *json});
         break;
       }
+      case spool::RecipientState::kSuppressed:
+        // Suppressed after its message was accepted, found before the attempt.
+        m.suppressed_bounce(r.configuration_set, r.message_id, r.mail_json, {r.email}, now,
+                            events);
+        break;
       default:
         break;
     }
@@ -718,20 +741,9 @@ void FeedbackLoop::publish_accepted(const std::vector<Accepted>& messages) {
       if (auto json = events::make_send_event(msg.mail_json))
         events.push_back({msg.configuration_set, msg.message_id, EventType::kSend, *json});
     }
-    if (!msg.suppressed.empty() && m.publisher.wants(msg.configuration_set, EventType::kBounce)) {
-      // SES reports a recipient it did not send to because of the suppression list as a
-      // Permanent bounce of subtype OnAccountSuppressionList (not counted in the bounce rate).
-      events::BounceDetail b;
-      b.bounce_type = "Permanent";
-      b.bounce_sub_type = "OnAccountSuppressionList";
-      for (const auto& r : msg.suppressed)
-        b.bounced_recipients.push_back(
-            {r, "failed", "5.1.1", "Not sent: the address is on the account's suppression list"});
-      b.timestamp_ms = now;
-      b.feedback_id = new_id();
-      b.reporting_mta = m.options.reporting_mta.empty() ? "" : "dns; " + m.options.reporting_mta;
-      if (auto json = events::make_event(msg.mail_json, b))
-        events.push_back({msg.configuration_set, msg.message_id, EventType::kBounce, *json});
+    if (!msg.suppressed.empty()) {
+      m.suppressed_bounce(msg.configuration_set, msg.message_id, msg.mail_json, msg.suppressed,
+                          now, events);
     }
   }
   m.publish(events);

@@ -215,6 +215,8 @@ struct Service::Impl {
   }
   Result<std::shared_ptr<const dkim::DkimSigner>> signer(const std::string& identity_name);
   MessagePolicy policy(const std::string& set_name);
+  // Whether the address is suppressed now for the reasons in force for the set.
+  bool suppressed_now(const std::string& email, const std::string& set_name);
   void commit_loop();
 };
 
@@ -245,6 +247,17 @@ Result<std::shared_ptr<const dkim::DkimSigner>> Service::Impl::signer(
                              " was deleted after the message was accepted; not sent unsigned");
   }
   return e.signer;
+}
+
+bool Service::Impl::suppressed_now(const std::string& email, const std::string& set_name) {
+  auto entry = store.get_suppressed(email);
+  if (!entry) return false;  // not listed; a store failure leaves acceptance's decision
+  auto account = store.account();
+  if (!account) return false;
+  std::optional<store::ConfigurationSet> set;
+  if (!set_name.empty()) set = configuration_set(set_name);
+  auto reasons = effective_suppressed_reasons(*account, set);
+  return std::find(reasons.begin(), reasons.end(), entry->reason) != reasons.end();
 }
 
 MessagePolicy Service::Impl::policy(const std::string& set_name) {
@@ -345,6 +358,9 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, store::S
       [m](const std::string& identity) { return m->signer(identity); },
       [m](const std::string& set) { return m->policy(set); },
       [m](const std::vector<Attempt>& attempts) { m->feedback->on_attempts(attempts); });
+  impl->engine->set_suppression_check([m](const std::string& email, const std::string& set) {
+    return m->suppressed_now(email, set);
+  });
   if (Status s = impl->dispatcher->start(); !s) return s;
   if (Status s = impl->engine->start(); !s) return s;
   impl->committer = std::thread([m] { m->commit_loop(); });

@@ -258,6 +258,12 @@ TEST(WebhookUrlTest, AcceptsHttpAndHttpsOnly) {
   EXPECT_TRUE(validate_webhook_url("http://127.0.0.1:8080/hook?x=1"));
   EXPECT_TRUE(validate_webhook_url("https://hooks.example.com"));
   EXPECT_TRUE(validate_webhook_url("http://[::1]:81/"));
+  // Regression (uppercase_scheme_drops_events): the API takes a scheme in any case, so delivery
+  // must too, or every event of such a destination is dropped after max_age.
+  EXPECT_TRUE(validate_webhook_url("HTTP://127.0.0.1:8080/hook"));
+  EXPECT_TRUE(validate_webhook_url("HttpS://hooks.example.com/"));
+  EXPECT_EQ(validate_webhook_url("HTTPX://example.com/").message(),
+            "webhook URL 'HTTPX://example.com/' must start with http:// or https://");
   EXPECT_EQ(validate_webhook_url("ftp://example.com/").message(),
             "webhook URL 'ftp://example.com/' must start with http:// or https://");
   EXPECT_EQ(validate_webhook_url("http:///x").message(), "webhook URL 'http:///x' has no host");
