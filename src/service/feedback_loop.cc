@@ -123,14 +123,24 @@ struct FeedbackLoop::Impl {
   Status suppress(const std::string& email, const std::string& reason,
                   const std::string& configuration_set, const std::string& message_id,
                   const std::string& feedback_id, bool& done);
-  // Hard bounces are counted into `bounced` (per configuration set) for one reputation write
+  // Hard bounces are counted into `bounced` (per reputation scope) for one reputation write
   // per group: each write is a commit.
   Status act_on_bounce(const Failure& f, std::vector<PendingEvent>& events,
                        std::map<std::string, uint64_t>& bounced, bool& suppressed);
   void record_bounces(const std::map<std::string, uint64_t>& bounced) {
-    for (const auto& [set, n] : bounced) reputation(set, 0, n, 0);
+    if (!options.reputation.enabled) return;
+    int64_t now = wall_ms();
+    for (const auto& [scope, n] : bounced) {
+      if (Status s = store.record_reputation(scope, now, 0, n, 0); !s)
+        log->warn("reputation counters not updated: {}", s.message());
+    }
   }
-  void reputation(const std::string& set, uint64_t sent, uint64_t bounced, uint64_t complained);
+  // The reputation scopes a bounce or complaint about a message counts in: the account ("") and
+  // its configuration set, each only if the message was accepted after the scope's last fresh
+  // start (a resume), so that mail sent before it cannot pause sending again. An unknown
+  // acceptance time (0) counts: the guard may pause again, never wrongly stay quiet.
+  std::vector<std::string> scopes_counting(const std::string& set, int64_t accepted_ms);
+  void complaint(const std::string& set, int64_t accepted_ms);
   void guard(const std::string& set, bool force);
   // SES reports a recipient it did not send to because of the suppression list as a Permanent
   // bounce of subtype OnAccountSuppressionList (not counted in the bounce rate).
@@ -236,7 +246,9 @@ Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEv
         return s;
     }
   }
-  if (f.cls.hard) ++bounced[r.configuration_set];
+  if (f.cls.hard && options.reputation.enabled) {
+    for (const auto& scope : scopes_counting(r.configuration_set, r.accepted_ms)) ++bounced[scope];
+  }
   if (publisher.wants(r.configuration_set, EventType::kBounce)) {
     events::BounceDetail b;
     b.bounce_type = f.cls.bounce_type.empty() ? "Undetermined" : f.cls.bounce_type;
@@ -256,14 +268,30 @@ Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEv
   return Status::ok();
 }
 
-void FeedbackLoop::Impl::reputation(const std::string& set, uint64_t sent, uint64_t bounced,
-                                    uint64_t complained) {
+std::vector<std::string> FeedbackLoop::Impl::scopes_counting(const std::string& set,
+                                                              int64_t accepted_ms) {
+  std::vector<std::string> scopes;
+  auto account = store.account();
+  if (!account || accepted_ms == 0 || accepted_ms >= account->reputation_reset_ms)
+    scopes.push_back("");
+  if (set.empty()) return scopes;
+  int64_t fresh_start_ms = 0;
+  if (auto cs = set_of(set)) {
+    auto options = nlohmann::json::parse(cs->reputation_options, nullptr, false);
+    if (options.is_object() && options.contains("LastFreshStart") &&
+        options["LastFreshStart"].is_number())
+      fresh_start_ms = static_cast<int64_t>(options["LastFreshStart"].get<double>() * 1000);
+  }
+  if (accepted_ms == 0 || accepted_ms >= fresh_start_ms) scopes.push_back(set);
+  return scopes;
+}
+
+void FeedbackLoop::Impl::complaint(const std::string& set, int64_t accepted_ms) {
   if (!options.reputation.enabled) return;
   int64_t now = wall_ms();
-  for (const std::string& scope : {std::string(), set}) {
-    if (Status s = store.record_reputation(scope, now, sent, bounced, complained); !s)
+  for (const auto& scope : scopes_counting(set, accepted_ms)) {
+    if (Status s = store.record_reputation(scope, now, 0, 0, 1); !s)
       log->warn("reputation counters not updated: {}", s.message());
-    if (set.empty()) break;
   }
 }
 
@@ -288,7 +316,9 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
       if (!cs) continue;
     }
     auto counts = store.reputation_since(scope, since, now);
-    if (!counts || counts->sent < t.min_sent) continue;
+    // Nothing sent in the window (min_sent 0, or a report about mail of an earlier window):
+    // there is no rate to judge.
+    if (!counts || counts->sent == 0 || counts->sent < t.min_sent) continue;
     double bounce_rate = static_cast<double>(counts->bounced) / static_cast<double>(counts->sent);
     double complaint_rate =
         static_cast<double>(counts->complained) / static_cast<double>(counts->sent);
@@ -602,7 +632,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
                     report->feedback_type.empty() ? "abuse" : report->feedback_type, r->email,
                     r->message_id);
       }
-      if (!not_spam) m.reputation(first.configuration_set, 0, 0, 1);
+      if (!not_spam) m.complaint(first.configuration_set, first.accepted_ms);
       sets_touched.insert(first.configuration_set);
       if (m.publisher.wants(first.configuration_set, EventType::kComplaint)) {
         events::ComplaintDetail c;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "events/outbox.h"
@@ -1103,6 +1105,63 @@ TEST_F(FeedbackLoopReputationTest, PausePublishesSendingPausedEvents) {
   auto again = outbox_->read_log(0, 1000, {events::EventType::kSendingPaused, "", ""});
   ASSERT_TRUE(again.is_ok());
   EXPECT_EQ(again->size(), 2u);
+}
+
+// Regression (old_bounce_pauses_after_resume): after a resume, a bounce or complaint about mail
+// accepted before it does not count, so what was sent before the fresh start cannot pause again.
+TEST_F(FeedbackLoopReputationTest, OldBouncePausesAfterResume) {
+  auto before = send("rep-old", "news", 10);
+  ASSERT_EQ(before.size(), 10u);
+  bounce(before[0]);
+  ASSERT_FALSE(account().sending_enabled);
+
+  // What the API does on resume: the account's and the set's fresh starts, counters cleared.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  store::Account a = account();
+  a.sending_enabled = true;
+  a.enforcement_status = "HEALTHY";
+  a.reputation_reset_ms = now_ms();
+  ASSERT_TRUE(store_->put_account(a).is_ok());
+  ASSERT_TRUE(store_->clear_reputation("").is_ok());
+  auto cs = store_->get_configuration_set("news");
+  ASSERT_TRUE(cs.is_ok());
+  cs->sending_options = R"({"SendingEnabled":true})";
+  cs->reputation_options =
+      nlohmann::json{{"LastFreshStart", static_cast<double>(now_ms()) / 1000}}.dump();
+  ASSERT_TRUE(store_->update_configuration_set(*cs).is_ok());
+  ASSERT_TRUE(store_->clear_reputation("news").is_ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  auto after = send("rep-new", "news", 10);
+  ASSERT_EQ(after.size(), 10u);
+  bounce(before[1]);  // about a message of the earlier window
+  ASSERT_TRUE(loop_->process(arf(verp(before[2]), "abuse", before[2].email, ""), token(before[2]))
+                  .is_ok());
+  EXPECT_TRUE(account().sending_enabled);
+  EXPECT_EQ(account().enforcement_status, "HEALTHY");
+  EXPECT_EQ(nlohmann::json::parse(sending_options("news"))["SendingEnabled"], true);
+  auto counts = store_->reputation_since("", 0, now_ms());
+  ASSERT_TRUE(counts.is_ok());
+  EXPECT_EQ(counts->sent, 10u);
+  EXPECT_EQ(counts->bounced, 0u);
+  EXPECT_EQ(counts->complained, 0u);
+
+  bounce(after[0]);  // about new mail: it counts, and 1 in 10 pauses again
+  EXPECT_FALSE(account().sending_enabled);
+}
+
+// Regression (complaint_rate_inf_with_min_sent_0): with nothing sent in the window there is no
+// rate to judge, whatever min_sent says.
+TEST_F(FeedbackLoopReputationTest, ComplaintRateInfWithMinSent0) {
+  options_.reputation.min_sent = 0;
+  make_loop();
+  auto rs = accept("rep-zero", "news", {"ann@example.com"});  // accepted, not counted as sent
+  ASSERT_EQ(rs.size(), 1u);
+  ASSERT_TRUE(loop_->process(arf(verp(rs[0]), "abuse", "ann@example.com", ""), token(rs[0])).is_ok());
+  EXPECT_TRUE(account().sending_enabled);
+  auto log = outbox_->read_log(0, 1000, {events::EventType::kSendingPaused, "", ""});
+  ASSERT_TRUE(log.is_ok());
+  EXPECT_TRUE(log->empty());
 }
 
 TEST_F(FeedbackLoopReputationTest, BelowMinSentNothingIsJudged) {
