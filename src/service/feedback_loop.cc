@@ -142,6 +142,8 @@ struct FeedbackLoop::Impl {
   std::vector<std::string> scopes_counting(const std::string& set, int64_t accepted_ms);
   void complaint(const std::string& set, int64_t accepted_ms);
   void guard(const std::string& set, bool force);
+  // Those of `tokens` (VERP tokens a report came to) whose recipient the report names.
+  std::vector<std::string> tokens_named(std::string_view raw, const std::vector<std::string>& tokens);
   // SES reports a recipient it did not send to because of the suppression list as a Permanent
   // bounce of subtype OnAccountSuppressionList (not counted in the bounce rate).
   void suppressed_bounce(const std::string& set, const std::string& message_id,
@@ -438,13 +440,55 @@ smtp::Reply FeedbackLoop::check_recipient(const std::string& mail_from, const st
                "own addresses");
 }
 
-smtp::Reply FeedbackLoop::receive(const smtp::SubmissionEnvelope& envelope) {
-  std::string token;
-  for (const auto& r : envelope.rcpt_to) {
-    token = feedback::verp_token_of(lower(r), impl_->options.bounce_domain);
-    if (!token.empty()) break;
+std::vector<std::string> FeedbackLoop::Impl::tokens_named(std::string_view raw,
+                                                          const std::vector<std::string>& tokens) {
+  auto report = feedback::parse_feedback(raw);
+  if (!report) return {};
+  std::set<std::string> named;
+  for (const auto& e : report->entries) {
+    if (!e.recipient.empty()) named.insert(lower(e.recipient));
   }
-  auto result = process(envelope.data, token);
+  std::vector<std::string> out;
+  for (const auto& t : tokens) {
+    auto row = feedback::verp_row(t, options.verp_key);
+    if (!row) continue;
+    auto r = spool.recipient(*row);
+    if (r && named.count(lower(r->email))) out.push_back(t);
+  }
+  return out;
+}
+
+smtp::Reply FeedbackLoop::receive(const smtp::SubmissionEnvelope& envelope) {
+  // A genuine report comes to one bounce address: the envelope sender of the one message it is
+  // about. One that comes to several at once is read for the recipients it names: each bounce
+  // address whose recipient it names is acted on; with none named, none is taken on trust (the
+  // report is matched as if it came to no bounce address: by its returned message).
+  std::vector<std::string> tokens;
+  for (const auto& r : envelope.rcpt_to) {
+    std::string t = feedback::verp_token_of(lower(r), impl_->options.bounce_domain);
+    if (!t.empty() && std::find(tokens.begin(), tokens.end(), t) == tokens.end())
+      tokens.push_back(t);
+  }
+  if (tokens.size() > 1) {
+    size_t came_to = tokens.size();
+    tokens = impl_->tokens_named(envelope.data, tokens);
+    impl_->log->info("report from <{}> came to {} bounce addresses; {} of them named in it",
+                     envelope.mail_from, came_to, tokens.size());
+  }
+  if (tokens.empty()) tokens.push_back("");
+  Result<FeedbackResult> result = FeedbackResult{};
+  for (const auto& token : tokens) {
+    auto one = process(envelope.data, token);
+    if (!one) {
+      result = one.status();
+      break;
+    }
+    result->kind = one->kind;
+    result->matched += one->matched;
+    result->unmatched += one->unmatched;
+    result->suppressed += one->suppressed;
+    result->repeated += one->repeated;
+  }
   if (!result) {
     if (result.status().code() == StatusCode::kInvalidArgument)
       return reply(554, "5.6.0", result.status().message());

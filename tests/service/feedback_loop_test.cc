@@ -553,6 +553,31 @@ TEST_F(FeedbackLoopTest, ReceiveTakesTheTokenFromTheEnvelope) {
   expect_reply(loop_->receive(unknown), 250, "2.0.0", "Feedback recorded: 0 matched, 1 unmatched");
 }
 
+// Regression (first_rcpt_wins): a report that comes to several bounce addresses at once acts on
+// those whose recipient it names, whatever the order of RCPT; naming none of them, it takes none
+// on trust.
+TEST_F(FeedbackLoopTest, FirstRcptWins) {
+  auto rs = accept("msg-two-rcpt", "news", {"ann@example.com", "bob@example.com"});
+  ASSERT_EQ(rs.size(), 2u);
+  smtp::SubmissionEnvelope env;
+  env.rcpt_to = {verp(rs[0]), verp(rs[1])};
+  env.data = magnetic::testing::crlf_lines(
+      dsn("postmaster@bounces.test", "bob@example.com", "failed", "5.1.1", kUserUnknown, ""));
+  expect_reply(loop_->receive(env), 250, "2.0.0", "Feedback recorded: 1 matched, 0 unmatched");
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  EXPECT_TRUE(suppressed("bob@example.com"));
+
+  auto other = accept("msg-two-rcpt-2", "news", {"cat@example.com", "dan@example.com"});
+  ASSERT_EQ(other.size(), 2u);
+  smtp::SubmissionEnvelope none;
+  none.rcpt_to = {verp(other[0]), verp(other[1])};
+  none.data = magnetic::testing::crlf_lines(
+      dsn("postmaster@bounces.test", "someone@example.org", "failed", "5.1.1", kUserUnknown, ""));
+  expect_reply(loop_->receive(none), 250, "2.0.0", "Feedback recorded: 0 matched, 1 unmatched");
+  EXPECT_FALSE(suppressed("cat@example.com"));
+  EXPECT_FALSE(suppressed("dan@example.com"));
+}
+
 // ---- soft bounces ---------------------------------------------------------------------------
 
 TEST_F(FeedbackLoopTest, RunOfThreeSoftBouncesSuppresses) {
