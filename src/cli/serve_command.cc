@@ -262,6 +262,15 @@ int serve_command(const ServeArgs& args) {
                                {"message", r.status().message()}}
                     .dump()};
       }
+      if (r->kind == feedback::FeedbackKind::kOther) {
+        // By mail, anything is taken (an MTA must not bounce it back); a provider's HTTP
+        // integration posting something else is told so.
+        return {400, nlohmann::json{{"__type", "BadRequestException"},
+                                    {"message",
+                                     "The body is neither a bounce (a delivery status "
+                                     "notification) nor a feedback report (ARF)."}}
+                         .dump()};
+      }
       return {200, nlohmann::json{{"Kind", feedback::feedback_kind_name(r->kind)},
                                   {"Matched", r->matched},
                                   {"Unmatched", r->unmatched},

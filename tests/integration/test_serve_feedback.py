@@ -226,6 +226,15 @@ def main():
             h.check_eq(resp.status, want, f"POST /feedback/v1/reports with token {token}: {answer!r}")
         h.check_eq(json.loads(answer), {"Kind": "complaint", "Matched": 1, "Unmatched": 0, "Suppressed": 1},
                    "the answer of the feedback endpoint")
+        # Regression (json_body_taken_as_report): what is not a report is refused.
+        conn = http.client.HTTPConnection("127.0.0.1", ports["api"], timeout=30)
+        conn.request("POST", "/feedback/v1/reports", body=b'{"a":1}',
+                     headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        refusal = json.loads(resp.read())
+        conn.close()
+        h.check_eq((resp.status, refusal["__type"]), (400, "BadRequestException"),
+                   "a JSON body posted as a report")
         wait_for(lambda: (lambda e: e and e[-1]["eventType"] == "Complaint")(events_of(receiver, ok3)),
                  "the Complaint event of the HTTP report")
 
