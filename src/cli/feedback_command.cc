@@ -1,10 +1,11 @@
 #include "cli/feedback_command.h"
 
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "feedback/bounce_rules.h"
 #include "feedback/reply_policy.h"
@@ -36,27 +37,49 @@ void load_rules(const std::string& rules, const char* command) {
   }
 }
 
+// The whole file, or why it cannot be read (its reason from the system, as a user needs it to
+// tell a typo from a permission problem).
+Result<std::string> read_file(const std::string& file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    return Status::invalid("cannot read '" + file + "': it is a directory");
+  }
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (!f) return Status::invalid("cannot read '" + file + "': " + std::strerror(errno));
+  std::string raw;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) raw.append(buf, n);
+  bool error = std::ferror(f) != 0;
+  int err = errno;
+  std::fclose(f);
+  if (error) return Status::invalid("cannot read '" + file + "': " + std::strerror(err));
+  return raw;
+}
+
 void parse_command(const FeedbackArgs& args) {
   load_rules(args.rules, "parse");
   bool failed = false;
   for (const auto& file : args.files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "magnetic feedback parse: cannot read '%s'\n", file.c_str());
+    auto raw = read_file(file);
+    if (!raw) {
+      std::fprintf(stderr, "magnetic feedback parse: %s\n", raw.status().message().c_str());
       failed = true;
       continue;
     }
-    std::ostringstream raw;
-    raw << in.rdbuf();
-    auto report = feedback::parse_feedback(raw.str());
+    auto report = feedback::parse_feedback(*raw);
     if (!report) {
       std::fprintf(stderr, "magnetic feedback parse: %s: %s\n", file.c_str(),
                    report.status().message().c_str());
       failed = true;
       continue;
     }
+    // What the parser left out or refused goes with every line of the file, so that a line
+    // without a recipient says why.
     if (report->entries.empty()) {
-      print_json({{"file", file}, {"kind", feedback::feedback_kind_name(report->kind)}});
+      nlohmann::json j = {{"file", file}, {"kind", feedback::feedback_kind_name(report->kind)}};
+      if (!report->notes.empty()) j["notes"] = report->notes;
+      print_json(j);
       continue;
     }
     for (const auto& e : report->entries) {
@@ -74,6 +97,7 @@ void parse_command(const FeedbackArgs& args) {
       if (!report->original_message_id.empty())
         j["original_message_id"] = report->original_message_id;
       if (!report->verp_token.empty()) j["verp_token"] = report->verp_token;
+      if (!report->notes.empty()) j["notes"] = report->notes;
       print_json(j);
     }
   }

@@ -7,9 +7,13 @@
 // so a reader sees in one place why "blocked using Spamhaus" is not "spamdetected".
 #include "feedback/bounce_rules.h"
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
+
+#include "base/printable.h"
 
 namespace magnetic::feedback {
 
@@ -186,7 +190,8 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
       if (code.size() != 3 || code[0] < '2' || code[0] > '5') return bad("code must be NNN");
       statuses.push_back({"code:" + code, reason, false, false});
     } else {
-      return bad("unknown kind '" + std::string(kind) + "'");
+      // The file may be anything (a binary named by mistake): its bytes are quoted, not echoed.
+      return bad("unknown kind '" + printable(kind, 40) + "'");
     }
   }
 
@@ -199,9 +204,11 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
     return false;
   };
   for (const auto& r : texts)
-    if (!known(r.reason)) return Status::invalid(std::string(origin) + ": no class " + r.reason);
+    if (!known(r.reason))
+      return Status::invalid(std::string(origin) + ": no class " + printable(r.reason, 40));
   for (const auto& r : statuses)
-    if (!known(r.reason)) return Status::invalid(std::string(origin) + ": no class " + r.reason);
+    if (!known(r.reason))
+      return Status::invalid(std::string(origin) + ": no class " + printable(r.reason, 40));
 
   // The new rules go first; a new class line replaces an old one.
   texts.insert(texts.end(), text_rules_.begin(), text_rules_.end());
@@ -304,10 +311,20 @@ BounceClass BounceRules::classify(const FailureFacts& facts) const {
 const BounceRules& bounce_rules() { return active_rules(); }
 
 Status load_user_bounce_rules(const std::filesystem::path& path) {
+  // An ifstream opens a directory without complaint and reads nothing from it: an empty file
+  // of rules, accepted silently.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return Status::invalid("cannot read bounce rules " + path.string() + ": it is a directory");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found("cannot read bounce rules " + path.string());
+  if (!in) {
+    return Status::not_found("cannot read bounce rules " + path.string() + ": " +
+                             std::strerror(errno ? errno : ENOENT));
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return Status::invalid("cannot read bounce rules " + path.string());
   return active_rules().extend(ss.str(), path.string());
 }
 

@@ -26,7 +26,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "base/printable.h"
 #include "feedback/bounce_rules.h"
+#include "mail/address.h"
 #include "smtp/reply.h"
 
 namespace magnetic::feedback {
@@ -219,7 +221,22 @@ struct Parts {
   bool has_returned = false;
   // The returned message when it is itself a delivery report: a relay that bounced a bounce.
   std::string returned_report;
+  bool text_cut = false;  // report_text reached kMaxReportText and the rest was left out
 };
+
+void add_text(Parts& parts, std::string_view text, bool separate) {
+  if (parts.report_text.size() >= kMaxReportText) {
+    parts.text_cut = parts.text_cut || !text.empty();
+    return;
+  }
+  if (separate && !parts.report_text.empty()) parts.report_text += "\n";
+  size_t room = kMaxReportText - std::min(kMaxReportText, parts.report_text.size());
+  if (text.size() > room) {
+    parts.text_cut = true;
+    text = text.substr(0, room);
+  }
+  parts.report_text += text;
+}
 
 std::string part_content(GMimePart* part) {
   GMimeDataWrapper* content = g_mime_part_get_content(part);
@@ -288,10 +305,7 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
     // A multipart whose boundary never occurs in its body (mangled by a gateway, or never
     // written) leaves the whole report in the prologue: read that as the report's text.
     if (n == 0 && !parts.has_returned) {
-      if (const char* prologue = g_mime_multipart_get_prologue(mp)) {
-        if (!parts.report_text.empty()) parts.report_text += "\n";
-        parts.report_text += prologue;
-      }
+      if (const char* prologue = g_mime_multipart_get_prologue(mp)) add_text(parts, prologue, true);
     }
     return;
   }
@@ -336,13 +350,12 @@ void walk(GMimeObject* object, Parts& parts, int depth) {
     }
   } else if (type == "text" && !parts.has_returned) {
     if (sub == "html") {
-      if (parts.report_text.empty()) parts.report_text = strip_html(text_of(part));
+      if (parts.report_text.empty()) add_text(parts, strip_html(text_of(part)), false);
     } else {
-      if (!parts.report_text.empty()) parts.report_text += "\n";
-      parts.report_text += text_of(part);
+      add_text(parts, text_of(part), true);
     }
   } else if (type.empty() && !parts.has_returned) {
-    parts.report_text += text_of(part);
+    add_text(parts, text_of(part), false);
   }
 }
 
@@ -388,11 +401,15 @@ struct Context {
   std::vector<std::string> senders;      // addresses that are ours, never a failed recipient
   std::vector<std::string> report_from;  // the bounce's own From: the reporting daemon
   std::string whole_text;                // the human-readable text, for a second opinion
+  // Address-shaped pieces of DSN recipient fields refused as invalid ("x;victim@example.com"
+  // holds "victim@example.com"): never a recipient, even when the text repeats the field.
+  std::vector<std::string> refused;
 };
 
 // `relaxed` is the second look at a text that named no recipient at all: a message sent to
 // ourselves, or to a postmaster, fails like any other, so only the reporting daemon is skipped.
 bool is_sender(const Context& cx, const std::string& a, bool relaxed) {
+  if (std::find(cx.refused.begin(), cx.refused.end(), a) != cx.refused.end()) return true;
   if (a.starts_with("mailer-daemon@") || a.starts_with("mailer_daemon@") ||
       a.starts_with("mail-daemon@"))
     return true;
@@ -538,8 +555,39 @@ bool permanent_of(const FeedbackEntry& e, bool default_permanent) {
   return default_permanent;
 }
 
-// DSN fields, in a message/delivery-status part or pasted into text.
-std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& report) {
+// The one address a DSN recipient field names: "rfc822; jane@example.com" (RFC 3464 2.3.2:
+// address-type ";" address). The address is taken whole with the RFC 5321 grammar, a quoted
+// local part included ("\"jane doe\"@example.com"); one pair of angle brackets around it is
+// tolerated. A value that is not one address (two words, a second '@', a ';' or a control
+// character in the local part) is refused whole rather than searched for an address-shaped
+// tail: such a tail is some other address, and bouncing it would suppress a stranger.
+// Lower case, as every recipient of a report.
+Result<std::string> dsn_address(std::string_view value) {
+  std::string_view v = trim(value);
+  // The type is an atom ("rfc822", "utf-8", "x-local"); a ';' after anything else is part of
+  // what follows, and makes it invalid.
+  if (size_t semi = v.find(';'); semi != std::string_view::npos && semi > 0 && semi <= 20) {
+    std::string_view type = trim(v.substr(0, semi));
+    bool atom = !type.empty() && std::all_of(type.begin(), type.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || digit(c) || c == '-';
+    });
+    if (atom) v = trim(v.substr(semi + 1));
+  }
+  if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+  // A utf-8 address (RFC 6533) may have a UTF-8 local part; plain rfc822 ones are refused by
+  // the grammar if they are not ASCII, which is what an invalid one is.
+  mail::AddressOptions options;
+  options.smtputf8 = true;
+  auto mailbox = mail::parse_address(v, options);
+  if (!mailbox) return mailbox.status();
+  return lower(mailbox->address());
+}
+
+// DSN fields, in a message/delivery-status part or pasted into text. A recipient block that
+// names no valid address is left out with a note; the address-shaped pieces of its refused
+// values are added to `refused`, for the free-form reader to skip.
+std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& report,
+                                    std::vector<std::string>& refused) {
   std::vector<FeedbackEntry> out;
   for (const auto& block : read_blocks(body)) {
     if (const auto* v = field(block, "reporting-mta"); v && report.reporting_mta.empty())
@@ -550,11 +598,33 @@ std::vector<FeedbackEntry> read_dsn(std::string_view body, FeedbackReport& repor
     const std::string* orig_rcpt = field(block, "original-recipient");
     if (!final_rcpt && !orig_rcpt) continue;
 
+    if (out.size() >= kMaxEntries) {
+      report.notes.push_back("recipients after the first " + std::to_string(kMaxEntries) +
+                             " left out");
+      break;
+    }
     FeedbackEntry e;
-    e.recipient = first_address(final_rcpt ? strip_type(*final_rcpt) : "");
-    if (orig_rcpt) e.original_recipient = first_address(strip_type(*orig_rcpt));
+    std::string why;
+    auto read = [&](const std::string* value, const char* name) {
+      if (!value) return std::string();
+      auto a = dsn_address(*value);
+      if (a) return std::move(a).value();
+      if (!why.empty()) why += "; ";
+      why += std::string(name) + " '" + printable(*value) + "' is not one address (" +
+             a.status().message() + ")";
+      for (const auto& piece : find_addresses(*value)) refused.push_back(piece.address);
+      return std::string();
+    };
+    e.recipient = read(final_rcpt, "Final-Recipient");
+    e.original_recipient = read(orig_rcpt, "Original-Recipient");
+    // Original-Recipient is the address as we gave it; it stands in for an unreadable
+    // Final-Recipient, never the other way round.
     if (e.recipient.empty()) e.recipient = e.original_recipient;
-    if (e.recipient.empty()) continue;
+    if (e.recipient.empty()) {
+      report.notes.push_back(why + ": recipient left out");
+      continue;
+    }
+    if (!why.empty()) report.notes.push_back(why);
     e.action = lower(trim(field_or(block, "action")));
     std::string diag_field = field_or(block, "diagnostic-code");
     e.diagnostic = std::string(strip_type(diag_field));
@@ -587,7 +657,11 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
     std::string_view line = lines[i];
     for (const auto& a : find_addresses(line)) {
       if (is_sender(cx, a.address, relaxed)) continue;
-      std::string before = lower(line.substr(0, a.begin));
+      // Only the 256 bytes before the address are looked at: a label or "MAIL FROM:" is right
+      // there, and copying the whole prefix for every address of a long line is quadratic. An
+      // address further into its line does not open it.
+      size_t window = a.begin > 256 ? a.begin - 256 : 0;
+      std::string before = lower(line.substr(window, a.begin - window));
       // The address right after MAIL FROM is the envelope sender, not a recipient.
       if (before.ends_with("mail from:<") || before.ends_with("mail from: <") ||
           before.ends_with("from:<") || before.ends_with("from: ") || before.ends_with("from:") ||
@@ -620,7 +694,7 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
                                                      "unknown user",
                                                      "delivery to"};
       bool opens = false;
-      for (auto l : kLabels) opens = opens || lower(lead) == l;
+      for (auto l : kLabels) opens = opens || (window == 0 && lower(lead) == l);
       (opens ? leading : anywhere).push_back({a.address, i, a.end});
     }
   }
@@ -630,6 +704,7 @@ std::vector<FeedbackEntry> read_text_bounce(const std::vector<std::string>& line
   std::vector<std::string> seen;
   for (size_t h = 0; h < hits.size(); ++h) {
     if (std::find(seen.begin(), seen.end(), hits[h].address) != seen.end()) continue;
+    if (seen.size() >= kMaxEntries) break;
     seen.push_back(hits[h].address);
 
     // The diagnostic: the rest of the line, then the following lines up to the next
@@ -903,8 +978,41 @@ namespace {
 Result<FeedbackReport> parse_report(std::string_view raw_message, int depth);
 }  // namespace
 
+namespace {
+
+// Bytes of `raw` up to the line that would open the (kMaxBoundaryLines + 1)-th MIME part; all
+// of it when there are fewer such lines. Cutting, rather than refusing the message, keeps the
+// report parts that come first: an odd but genuine bounce is still read, and a flood of parts
+// costs one pass over the bytes.
+size_t bounded_length(std::string_view raw) {
+  size_t lines = 0;
+  for (size_t pos = 0; pos < raw.size();) {
+    if (raw.compare(pos, 2, "--") == 0 && ++lines > kMaxBoundaryLines) return pos;
+    size_t nl = raw.find('\n', pos);
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return raw.size();
+}
+
+}  // namespace
+
 Result<FeedbackReport> parse_feedback(std::string_view raw_message) {
-  auto report = parse_report(raw_message, 0);
+  // A message whose only line ends are CR (old Mac files) would be one long header line.
+  std::string lf_ends;
+  if (raw_message.find('\n') == std::string_view::npos &&
+      raw_message.find('\r') != std::string_view::npos) {
+    lf_ends.assign(raw_message);
+    std::replace(lf_ends.begin(), lf_ends.end(), '\r', '\n');
+    raw_message = lf_ends;
+  }
+  size_t length = bounded_length(raw_message);
+  auto report = parse_report(raw_message.substr(0, length), 0);
+  if (report && length < raw_message.size()) {
+    report->notes.push_back("message cut at byte " + std::to_string(length) + " of " +
+                            std::to_string(raw_message.size()) + ": more than " +
+                            std::to_string(kMaxBoundaryLines) + " lines open MIME parts");
+  }
   if (report && !report->arrival_date.empty()) {
     // GMime reads RFC 5322 dates, with the liberties real reports take.
     GDateTime* t = g_mime_utils_header_decode_date(report->arrival_date.c_str());
@@ -929,6 +1037,10 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
   FeedbackReport report;
   Parts parts;
   walk(g_mime_message_get_mime_part(msg), parts, 0);
+  if (parts.text_cut) {
+    report.notes.push_back("report text read up to " + std::to_string(kMaxReportText) +
+                           " bytes, the rest left out");
+  }
   std::string own_headers = headers_of(GMIME_OBJECT(msg));
 
   // Who we are: the report's own To (our envelope sender) and the returned message's sender.
@@ -1031,12 +1143,12 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
   cx.whole_text = text;
 
   // 2. A DSN, in its own part or pasted into the text.
-  std::vector<FeedbackEntry> entries = read_dsn(parts.delivery_status, report);
+  std::vector<FeedbackEntry> entries = read_dsn(parts.delivery_status, report, cx.refused);
   if (entries.empty()) {
     std::string lc = lower(text);
     if (lc.find("final-recipient:") != std::string::npos ||
         lc.find("original-recipient:") != std::string::npos)
-      entries = read_dsn(text, report);
+      entries = read_dsn(text, report, cx.refused);
   }
   // A report that returns another report and names no recipient of its own reports on the
   // inner one's recipients.
@@ -1056,6 +1168,19 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
             fill_codes(e);
           }
         }
+      }
+      // A status of class 2 is a success whatever the Action says: the entry is read as
+      // delivered, so nothing is bounced or suppressed on a report that contradicts itself.
+      // The other contradictions keep their Action: "delayed" with a 5.x.x status is a
+      // delivery still being retried (the status is the last attempt's reply, and a later
+      // report will give the verdict), read as soft; "failed" with 4.x.x gave up on a
+      // temporary failure, also soft; "delivered", "relayed" or "expanded" with a failure
+      // status stays delivered, the side on which nothing is suppressed.
+      if (!e.status.empty() && e.status[0] == '2' &&
+          (e.action.empty() || e.action == "failed" || e.action == "delayed")) {
+        report.notes.push_back("recipient " + e.recipient + ": Action '" + e.action +
+                               "' with success status " + e.status + ": read as delivered");
+        e.action = "delivered";
       }
       bool failed = e.action.empty() || e.action == "failed";
       classify_entry(e, cx, permanent_of(e, failed) && e.action != "delayed", true);
@@ -1094,9 +1219,10 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
   // Recipients: the text, else the header that lists them, else the text once more without
   // skipping our own addresses, else the returned message's To.
   entries = read_text_bounce(lines, cx);
-  auto first_of = [](const std::string& header) {
+  auto first_of = [&cx](const std::string& header) {
     std::vector<FeedbackEntry> out;
     for (const auto& a : find_addresses(header)) {
+      if (std::find(cx.refused.begin(), cx.refused.end(), a.address) != cx.refused.end()) continue;
       FeedbackEntry e;
       e.recipient = a.address;
       out.push_back(std::move(e));

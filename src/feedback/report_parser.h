@@ -9,6 +9,7 @@
 // Thread-safe: parse_feedback holds no state of its own (GMime is initialised once).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -62,10 +63,30 @@ struct FeedbackReport {
   // The VERP token of our envelope sender bounce+<token>@domain, found on the report's own
   // envelope headers (To, Delivered-To, X-Original-To) or on the returned Return-Path.
   std::string verp_token;
+
+  // What the parser left out or refused, one sentence each, for the caller to log: a message
+  // cut short (see kMaxBoundaryLines), a recipient field that is not one address, an entry whose
+  // Action and Status disagree. Empty for an ordinary report.
+  std::vector<std::string> notes;
 };
 
-// Parses one raw message (CRLF or LF line ends). Fails only when the bytes are not a message
-// at all; a message that is neither a bounce nor a complaint is a report of kind kOther.
+// A message is read up to the line that would open its kMaxBoundaryLines-th MIME part (a line
+// starting with "--"); the rest is left out and a note says where it was cut. GMime builds an
+// object per part, so without a bound a 10 MB message of tiny parts costs hundreds of MB.
+// Real DSNs and ARF reports have about a dozen such lines and put their report parts first,
+// the returned message last, so what is cut is the tail of the returned message.
+inline constexpr size_t kMaxBoundaryLines = 2000;
+// The human-readable text of a report is read up to this many bytes; a bounce's own text is a
+// few KB, and every step after it (lines, lower case, rule matching) copies it.
+inline constexpr size_t kMaxReportText = 128 * 1024;
+// A report names at most this many recipients; the rest are left out with a note. Our messages
+// go to one recipient each (a raw message to a few dozen), and each entry is classified against
+// the whole report text, so the work grows with entries times text.
+inline constexpr size_t kMaxEntries = 500;
+
+// Parses one raw message (CRLF or LF line ends; a message whose only line ends are CR is read
+// as if they were LF). Fails only when the bytes are not a message at all; a message that is
+// neither a bounce nor a complaint is a report of kind kOther.
 Result<FeedbackReport> parse_feedback(std::string_view raw_message);
 
 }  // namespace magnetic::feedback

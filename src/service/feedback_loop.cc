@@ -505,6 +505,9 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
   Impl& m = *impl_;
   auto report = feedback::parse_feedback(raw);
   if (!report) return Status::invalid("not a message: " + report.status().message());
+  // What the parser cut or refused (a flood of MIME parts, a recipient field that is not one
+  // address): the report is still acted on for what it does name.
+  for (const auto& note : report->notes) m.log->info("inbound feedback: {}", note);
   FeedbackResult result;
   result.kind = report->kind;
   if (report->kind != feedback::FeedbackKind::kBounce &&

@@ -18,7 +18,8 @@ namespace magnetic::feedback {
 namespace {
 
 // Levels reached on bounces/eml (407 rows): reason 388 (95.3%), hard/soft 400 (98.3%),
-// recipient 401 (98.5%), with the 26 by-design mappings below applied. The test fails under
+// recipient 401 (98.5%), with the 27 by-design mappings below applied (one of them a quoted
+// local part, lhost-postfix-32, compared without its quotes). The test fails under
 // them. The reason misses left (19), by cause:
 //   - labels the corpus takes from its own test names, or its onhold/undefined split where no
 //     reason is given: lhost-dragonfly-17 (onhold for "Recipient address rejected"),
@@ -171,7 +172,15 @@ Score score(const std::filesystem::path& dir, const std::vector<Row>& rows) {
       }
       bool ok_reason = e && e->reason == want;
       bool ok_hard = e && e->hard == want_hard;
+      // The corpus writes a quoted local part without its quotes ("a..b"@x as a..b@x, which
+      // is no address); we report the address as it goes on the wire, as our spool holds it.
       bool ok_rcpt = e && e->recipient == r.recipient;
+      if (e && !ok_rcpt && e->recipient.starts_with('"')) {
+        std::string unquoted = e->recipient;
+        std::erase(unquoted, '"');
+        ok_rcpt = unquoted == r.recipient;
+        s.mapped += ok_rcpt;
+      }
       s.reason += ok_reason;
       s.hard += ok_hard;
       s.recipient += ok_rcpt;

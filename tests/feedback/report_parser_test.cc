@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 namespace magnetic::feedback {
 namespace {
 
@@ -386,6 +390,227 @@ that the other server returned was: 500 Remote server does not support TLS (stat
   ASSERT_TRUE(r.is_ok());
   ASSERT_EQ(r->entries.size(), 1u);
   EXPECT_EQ(r->entries[0].reason, "securityerror");
+}
+
+// ---- regression tests for faults found by testing ---------------------------------------------
+
+// A DSN with one recipient block; `recipient_fields` are the block's lines before Action.
+std::string one_block_dsn(const std::string& recipient_fields, const std::string& action = "failed",
+                          const std::string& status = "5.1.1",
+                          const std::string& diagnostic = "smtp; 550 5.1.1 user unknown") {
+  return "From: MAILER-DAEMON@mx.example.net\n"
+         "To: bounce@sender.example\n"
+         "Subject: Undelivered Mail Returned to Sender\n"
+         "MIME-Version: 1.0\n"
+         "Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n"
+         "\n"
+         "--B\n"
+         "Content-Type: text/plain\n"
+         "\n"
+         "I could not deliver your message.\n"
+         "--B\n"
+         "Content-Type: message/delivery-status\n"
+         "\n"
+         "Reporting-MTA: dns; mx.example.net\n"
+         "\n" +
+         recipient_fields + "Action: " + action + "\nStatus: " + status +
+         "\nDiagnostic-Code: " + diagnostic +
+         "\n"
+         "--B\n"
+         "Content-Type: text/rfc822-headers\n"
+         "\n"
+         "Message-ID: <m1@sender.example>\n"
+         "From: news@sender.example\n"
+         "--B--\n";
+}
+
+TEST(ReportParserRegression, many_tiny_mime_parts_cut_at_boundary_limit) {
+  // The DSN parts first, then 300,000 tiny parts (about 10 MB): only the lines up to the one
+  // that would open part kMaxBoundaryLines + 1 are read.
+  std::string head = one_block_dsn("Final-Recipient: rfc822; gone@example.com\n");
+  head.resize(head.size() - std::string_view("--B--\n").size());
+  const std::string part = "--B\nContent-Type: text/plain\n\nx\n";
+  std::string raw = head;
+  for (int i = 0; i < 300000; ++i) raw += part;
+  raw += "--B--\n";
+  // head has 3 lines starting with "--" (the three part boundaries).
+  size_t cut = head.size() + (kMaxBoundaryLines - 3) * part.size();
+
+  auto r = parse_feedback(raw);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[0].reason, "userunknown");
+  EXPECT_EQ(r->notes, std::vector<std::string>{"message cut at byte " + std::to_string(cut) +
+                                               " of " + std::to_string(raw.size()) +
+                                               ": more than 2000 lines open MIME parts"});
+
+  // Exactly at the limit nothing is cut.
+  std::string at_limit = head;
+  for (size_t i = 0; i < kMaxBoundaryLines - 4; ++i) at_limit += part;
+  at_limit += "--B--\n";
+  r = parse_feedback(at_limit);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_TRUE(r->notes.empty());
+  ASSERT_EQ(r->entries.size(), 1u);
+}
+
+TEST(ReportParserRegression, huge_report_text_read_up_to_limit) {
+  // A free-form bounce whose text goes on for 20 MB on one line: the recipient before it is
+  // read, the text after the limit is not.
+  std::string raw =
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: bounce@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "<gone@example.com>:\n"
+      "550 5.1.1 user unknown\n"
+      "\n\n";
+  raw += std::string(20 * 1024 * 1024, 'A');
+  raw += "\n<other@example.com>:\n550 5.1.1 user unknown\n";
+  auto r = parse_feedback(raw);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kBounce);
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[0].reason, "userunknown");
+  EXPECT_EQ(r->notes,
+            std::vector<std::string>{"report text read up to 131072 bytes, the rest left out"});
+}
+
+TEST(ReportParserRegression, dsn_with_too_many_recipients_keeps_the_first) {
+  std::string fields;
+  for (size_t i = 0; i < kMaxEntries + 20; ++i) {
+    fields += "Final-Recipient: rfc822; u" + std::to_string(i) +
+              "@example.com\nAction: failed\nStatus: 5.1.1\n\n";
+  }
+  auto r = parse_feedback(one_block_dsn(fields + "Final-Recipient: rfc822; last@example.com\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), kMaxEntries);
+  EXPECT_EQ(r->entries.back().recipient, "u499@example.com");
+  EXPECT_EQ(r->notes, std::vector<std::string>{"recipients after the first 500 left out"});
+}
+
+TEST(ReportParserRegression, dsn_quoted_local_part_is_the_recipient) {
+  struct Case {
+    const char* field;
+    const char* recipient;
+  } cases[] = {
+      {"rfc822; \"jane doe\"@good.test", "\"jane doe\"@good.test"},
+      {"rfc822; \"a\\\"b\"@example.com", "\"a\\\"b\"@example.com"},
+      {"RFC822; <\"Jane Doe\"@Good.Test>", "\"jane doe\"@good.test"},
+      {"utf-8; j\xc3\xa9r\xc3\xb4me@example.com", "j\xc3\xa9r\xc3\xb4me@example.com"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_feedback(one_block_dsn(std::string("Final-Recipient: ") + c.field + "\n"));
+    ASSERT_TRUE(r.is_ok()) << c.field;
+    EXPECT_EQ(r->kind, FeedbackKind::kBounce) << c.field;
+    ASSERT_EQ(r->entries.size(), 1u) << c.field;
+    EXPECT_EQ(r->entries[0].recipient, c.recipient);
+    EXPECT_EQ(r->entries[0].reason, "userunknown") << c.field;
+    EXPECT_TRUE(r->notes.empty()) << c.field;
+  }
+  // Original-Recipient is read the same way.
+  auto r = parse_feedback(one_block_dsn("Original-Recipient: rfc822; \"jane doe\"@good.test\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "\"jane doe\"@good.test");
+  EXPECT_EQ(r->entries[0].original_recipient, "\"jane doe\"@good.test");
+}
+
+TEST(ReportParserRegression, dsn_invalid_recipient_is_not_read_as_another_address) {
+  struct Case {
+    const char* value;
+    const char* shown;
+    const char* why;
+  } cases[] = {
+      {"x\x01y@example.com", "x\\x01y@example.com",
+       "local part contains control character 0x01, which needs quoting"},
+      {"attacker victim@example.com", "attacker victim@example.com",
+       "local part contains a space, which needs quoting"},
+      {"x;victim@example.com", "x;victim@example.com",
+       "local part contains ';', which needs quoting"},
+      {"a@b@example.com", "a@b@example.com", "address has more than one @ (quote the local part)"},
+      {"evil@example.com,victim@example.com", "evil@example.com,victim@example.com",
+       "address has more than one @ (quote the local part)"},
+  };
+  for (const auto& c : cases) {
+    auto r =
+        parse_feedback(one_block_dsn(std::string("Final-Recipient: rfc822; ") + c.value + "\n"));
+    ASSERT_TRUE(r.is_ok()) << c.shown;
+    EXPECT_EQ(r->kind, FeedbackKind::kBounce) << c.shown;
+    EXPECT_TRUE(r->entries.empty()) << c.shown << " read as " << r->entries[0].recipient;
+    EXPECT_EQ(r->notes,
+              std::vector<std::string>{std::string("Final-Recipient 'rfc822; ") + c.shown +
+                                       "' is not one address (" + c.why + "): recipient left out"});
+  }
+
+  // The same field pasted into a free-form bounce's text: the text reader does not take the
+  // address-shaped tail either.
+  auto pasted = parse_feedback(
+      "From: MAILER-DAEMON@mx.example.net\n"
+      "To: bounce@sender.example\n"
+      "Subject: failure notice\n"
+      "\n"
+      "Final-Recipient: rfc822; x;victim@example.com\n"
+      "Action: failed\n"
+      "Status: 5.1.1\n");
+  ASSERT_TRUE(pasted.is_ok());
+  EXPECT_EQ(pasted->kind, FeedbackKind::kBounce);
+  EXPECT_TRUE(pasted->entries.empty()) << pasted->entries[0].recipient;
+
+  // An invalid Final-Recipient beside a valid Original-Recipient: the original is the
+  // recipient, and the note says why.
+  auto r = parse_feedback(
+      one_block_dsn("Final-Recipient: rfc822; x;victim@example.com\nOriginal-Recipient: rfc822; "
+                    "gone@example.com\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "gone@example.com");
+  EXPECT_EQ(r->notes,
+            std::vector<std::string>{"Final-Recipient 'rfc822; x;victim@example.com' is not one "
+                                     "address (local part contains ';', which needs quoting)"});
+}
+
+TEST(ReportParserRegression, dsn_failed_with_success_status_is_not_a_bounce) {
+  for (const char* action : {"failed", "delayed"}) {
+    auto r = parse_feedback(one_block_dsn("Final-Recipient: rfc822; fine@example.com\n", action,
+                                          "2.0.0", "smtp; 250 ok"));
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_EQ(r->entries.size(), 1u);
+    const auto& e = r->entries[0];
+    EXPECT_EQ(e.action, "delivered") << action;
+    EXPECT_EQ(e.reason, "delivered") << action;
+    EXPECT_FALSE(e.hard) << action;
+    EXPECT_EQ(e.bounce_type, "") << action;
+    EXPECT_EQ(r->notes, std::vector<std::string>{"recipient fine@example.com: Action '" +
+                                                 std::string(action) +
+                                                 "' with success status 2.0.0: read as "
+                                                 "delivered"});
+  }
+}
+
+TEST(ReportParserRegression, dsn_delayed_with_permanent_status_is_soft) {
+  auto r = parse_feedback(one_block_dsn("Final-Recipient: rfc822; slow@example.com\n", "delayed",
+                                        "5.0.0", "smtp; 550 service busy"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].action, "delayed");
+  EXPECT_EQ(r->entries[0].reason, "expired");
+  EXPECT_FALSE(r->entries[0].hard);
+  EXPECT_EQ(r->entries[0].bounce_type, "Transient");
+}
+
+TEST(ReportParserRegression, cr_only_line_ends_are_read_as_lf) {
+  std::string raw = one_block_dsn("Final-Recipient: rfc822; gone@example.com\n");
+  std::replace(raw.begin(), raw.end(), '\n', '\r');
+  auto r = parse_feedback(raw);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "gone@example.com");
+  EXPECT_EQ(r->entries[0].reason, "userunknown");
+  EXPECT_EQ(r->original_message_id, "m1@sender.example");
 }
 
 }  // namespace
