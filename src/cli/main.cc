@@ -1,6 +1,7 @@
 // magnetic: the command line. Each subcommand's options map onto its settings struct; the
 // work itself is done by the modules.
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdio>
 
 #include "base/duration.h"
@@ -215,7 +216,16 @@ int main(int argc, char** argv) {
   et->add_option("--configuration-set", events_tail.configuration_set,
                  "only events of this configuration set");
   et->add_option("--after", events_tail.after, "only events after this sequence number")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            int64_t seq = 0;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
+            if (ec != std::errc() || end != text.data() + text.size() || seq < 0)
+              return "a sequence number is a whole number from 0 to 9223372036854775807; got '" +
+                     text + "'";
+            return "";
+          },
+          "SEQ"));
 
   magnetic::cli::add_feedback_commands(app);
 

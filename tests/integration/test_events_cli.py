@@ -68,8 +68,12 @@ def run(work):
     rc, out, err = h.magnetic("events", "tail", "--data", data, "--type", "Bounce")
     h.check_eq(rc, 2, "bad --type exit code")
     h.check("unknown event type 'Bounce'" in err, f"bad --type message: {err!r}")
-    rc, out, err = h.magnetic("events", "tail", "--data", data, "--after", "-1")
-    h.check_eq(rc, 2, "negative --after exit code")
+    # Regression (after_range_message): a bad --after says what a sequence number is.
+    for bad in ("-1", "abc", "18446744073709551616", "1.5"):
+        rc, out, err = h.magnetic("events", "tail", "--data", data, "--after", bad)
+        h.check_eq(rc, 2, f"--after {bad} exit code")
+        h.check(f"a sequence number is a whole number from 0 to 9223372036854775807; got '{bad}'" in err,
+                f"--after {bad} message: {err!r}")
     print("tail: the log, filtered by type, configuration set and sequence")
 
     p = h.spawn([h.BIN, "events", "tail", "--data", data, "--follow", "--after", "3"],

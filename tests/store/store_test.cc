@@ -1042,10 +1042,11 @@ TEST_F(StoreTest, EveryEventTypeNameIsAccepted) {
   ASSERT_TRUE(store_->create_configuration_set({"cs"}).is_ok());
   EventDestination d = webhook("cs", "all");
   d.matching_event_types = event_type_names();
-  ASSERT_EQ(d.matching_event_types.size(), 10u);
+  ASSERT_EQ(d.matching_event_types.size(), 11u);  // SES's ten and SENDING_PAUSED
   ASSERT_TRUE(store_->create_event_destination(d).is_ok());
   EXPECT_EQ((*store_->list_event_destinations("cs"))[0].matching_event_types, event_type_names());
   EXPECT_TRUE(is_event_type("DELIVERY_DELAY"));
+  EXPECT_TRUE(is_event_type("SENDING_PAUSED"));
   EXPECT_FALSE(is_event_type("Delivery"));
 }
 
