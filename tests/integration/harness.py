@@ -497,6 +497,18 @@ def count_files(dir):
     return sum(len(names) for _, _, names in os.walk(dir)) if os.path.isdir(dir) else 0
 
 
+def wait_for(fn, what, timeout=60):
+    """Calls fn every 0.1 s until it returns something true, and returns that; fails the test
+    with `what` after `timeout` seconds (bounded)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    fail(f"timed out waiting for {what}")
+
+
 def wait_count(count_fn, want, timeout, what, settle=1.0):
     """Waits (bounded) until count_fn() reaches want, then `settle` seconds more so that a message
     beyond the expected ones would show; returns the final count (the caller checks it)."""

@@ -56,15 +56,6 @@ def serve(cfg, data, routes):
                                listeners=("api", "smtp", "feedback"))
 
 
-def wait_for(fn, what, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)
-    h.fail(f"timed out waiting for {what}")
-
 
 def events_of(receiver, message_id):
     return [e for _, e in receiver.events() if e["mail"]["messageId"] == message_id]
@@ -146,13 +137,13 @@ def main():
 
         # 1. Postfix round trip.
         bounced = send("unknown@rcpt.test", "to nobody")
-        sup = wait_for(lambda: (lambda r: r.doc if r.status == 200 else None)(
+        sup = h.wait_for(lambda: (lambda r: r.doc if r.status == 200 else None)(
             api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", "unknown@rcpt.test"))),
             "unknown@rcpt.test on the suppression list (Postfix's DSN)\n" + peer.log()[-3000:], timeout=90)
         entry = sup["SuppressedDestination"]
         h.check_eq(entry["Reason"], "BOUNCE", "suppression reason after Postfix's DSN")
         h.check_eq(entry["Attributes"]["MessageId"], bounced, "suppression's MessageId")
-        evs = wait_for(lambda: (lambda e: e if [x["eventType"] for x in e][-1:] == ["Bounce"] else None)(
+        evs = h.wait_for(lambda: (lambda e: e if [x["eventType"] for x in e][-1:] == ["Bounce"] else None)(
             events_of(receiver, bounced)), "the Bounce event of the Postfix DSN")
         h.check_eq([e["eventType"] for e in evs], ["Send", "Delivery", "Bounce"], "events of the bounced message")
         b = evs[2]["bounce"]
@@ -173,14 +164,14 @@ def main():
 
         # Suppressed now: accepted, never attempted again.
         again = send("unknown@rcpt.test", "again")
-        states = wait_for(lambda: [l for l in open(os.path.join(data, "dispositions.jsonl"))
+        states = h.wait_for(lambda: [l for l in open(os.path.join(data, "dispositions.jsonl"))
                                    if again in l], "the disposition of the suppressed send")
         h.check_eq(json.loads(states[0])["status"], "suppressed", "second send to a bounced address")
 
         # 2. ARF reports through swaks.
         ok1 = send("reader1@good.test", "read me")
         ok2 = send("reader2@good.test", "read me too")
-        got = wait_for(lambda: (lambda m: m if len(m) >= 2 else None)(h.smtp_sink_messages(sink_dir)),
+        got = h.wait_for(lambda: (lambda m: m if len(m) >= 2 else None)(h.smtp_sink_messages(sink_dir)),
                        "two messages at smtp-sink")
         by_rcpt = {tuple(to): (frm, raw) for frm, to, raw in got}
         frm1, raw1 = by_rcpt[("reader1@good.test",)]
@@ -199,7 +190,7 @@ def main():
             r = api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", rcpt))
             h.check_eq(r.status, 200, f"{rcpt} suppressed after the ARF report")
             h.check_eq(r.doc["SuppressedDestination"]["Reason"], "COMPLAINT", f"{rcpt} suppression reason")
-            evs = wait_for(lambda: (lambda e: e if e and e[-1]["eventType"] == "Complaint" else None)(
+            evs = h.wait_for(lambda: (lambda e: e if e and e[-1]["eventType"] == "Complaint" else None)(
                 events_of(receiver, mid)), f"the Complaint event of {rcpt}")
             c = evs[-1]["complaint"]
             h.check_eq(c["complaintFeedbackType"], "abuse", "complaintFeedbackType")
@@ -209,7 +200,7 @@ def main():
 
         # The same report posted over HTTP, for providers that deliver them that way.
         ok3 = send("reader3@good.test", "read me by http")
-        got = wait_for(lambda: [m for m in h.smtp_sink_messages(sink_dir) if m[1] == ["reader3@good.test"]],
+        got = h.wait_for(lambda: [m for m in h.smtp_sink_messages(sink_dir) if m[1] == ["reader3@good.test"]],
                        "the third message at smtp-sink")
         frm3, _, raw3 = got[0]
         report3 = os.path.join(work, "arf3.eml")
@@ -235,7 +226,7 @@ def main():
         conn.close()
         h.check_eq((resp.status, refusal["__type"]), (400, "BadRequestException"),
                    "a JSON body posted as a report")
-        wait_for(lambda: (lambda e: e and e[-1]["eventType"] == "Complaint")(events_of(receiver, ok3)),
+        h.wait_for(lambda: (lambda e: e and e[-1]["eventType"] == "Complaint")(events_of(receiver, ok3)),
                  "the Complaint event of the HTTP report")
 
         # Not a relay, not a mailbox; forged tokens refused.
@@ -253,7 +244,7 @@ def main():
                                  "SnsDestination": {"TopicArn": secure.url()}}})
         time.sleep(2.5)  # the service reads destinations through a cache of 2 seconds
         over_tls = send("reader4@good.test", "over https")
-        wait_for(lambda: [e for _, e in secure.events() if e["mail"]["messageId"] == over_tls],
+        h.wait_for(lambda: [e for _, e in secure.events() if e["mail"]["messageId"] == over_tls],
                  "the Send event at the https webhook")
         secure.stop()
         api.ok("DELETE", f"/v2/email/configuration-sets/{SET}/event-destinations/secure")
@@ -265,7 +256,7 @@ def main():
                                  "SnsDestination": {"TopicArn": untrusted.url()}}})
         time.sleep(2.5)
         send("reader5@good.test", "not over untrusted https")
-        wait_for(lambda: "untrusted" in h.serve_log(data) and "certificate verify failed" in h.serve_log(data),
+        h.wait_for(lambda: "untrusted" in h.serve_log(data) and "certificate verify failed" in h.serve_log(data),
                  "the refusal of the untrusted certificate in the log")
         h.check_eq(untrusted.requests, [], "requests that reached the untrusted https webhook")
         untrusted.stop()
@@ -277,13 +268,13 @@ def main():
         before = len(receiver.requests)
         receiver.stop()
         ids = [send(f"user{i}@good.test", f"outage {i}") for i in range(10)]
-        wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 15, "10 more messages at smtp-sink")
+        h.wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 15, "10 more messages at smtp-sink")
         time.sleep(0.5)  # let delivery record the outcomes (the events are appended first)
         h.kill9(p)
         p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
         receiver.start()
         want = {(m, t) for m in ids for t in ("Send", "Delivery")}
-        wait_for(lambda: want <= {(e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()},
+        h.wait_for(lambda: want <= {(e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()},
                  "every event after the outage and the restart", timeout=90)
         time.sleep(1)  # anything sent twice would arrive now
         secret = open(os.path.join(data, "webhook.secret")).read().strip()

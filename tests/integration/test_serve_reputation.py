@@ -25,15 +25,6 @@ import harness as h
 FROM = "news@example.com"
 
 
-def wait_for(fn, what, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)
-    h.fail(f"timed out waiting for {what}")
-
 
 def main():
     work = h.tempdir()
@@ -76,7 +67,7 @@ def main():
     for i in range(9):
         h.check_eq(send(f"u{i}@good.test").status, 200, "a good send")
     h.check_eq(send("gone0@bad.test").status, 200, "a send to a bad address (accepted)")
-    wait_for(lambda: not account()["SendingEnabled"], "the account to be paused")
+    h.wait_for(lambda: not account()["SendingEnabled"], "the account to be paused")
     acct = account()
     h.check_eq(acct["EnforcementStatus"], "SHUTDOWN", "EnforcementStatus of a paused account")
     h.check(suppressed("gone0@bad.test"), "a hard bounce suppressed")
@@ -85,7 +76,7 @@ def main():
     h.check("bounce rate 10.00% (1 of 10 recipients) reached the pause threshold 10.00%" in r.doc["message"],
             f"the pause reason in the refusal: {r.doc}")
     print("account paused: " + r.doc["message"])
-    ev = wait_for(lambda: paused_events(1), "the account's Sending Paused event")[0]["sendingPaused"]
+    ev = h.wait_for(lambda: paused_events(1), "the account's Sending Paused event")[0]["sendingPaused"]
     h.check_eq((ev["scope"], ev["metric"], ev["sent"], ev["bounced"], ev["rate"], ev["threshold"]),
                ("ACCOUNT", "BOUNCE", 10, 1, 0.1, 0.1), "the account's Sending Paused event")
     h.check_eq(ev["reason"], "bounce rate 10.00% (1 of 10 recipients) reached the pause threshold 10.00%",
@@ -101,9 +92,9 @@ def main():
         h.check_eq(send(f"w{i}@good.test", "promo").status, 200, "a good send through promo")
     for i in range(2):
         h.check_eq(send(f"lost{i}@bad.test", "promo").status, 200, "a bad send through promo")
-    wait_for(lambda: suppressed("lost0@bad.test") and suppressed("lost1@bad.test"),
+    h.wait_for(lambda: suppressed("lost0@bad.test") and suppressed("lost1@bad.test"),
              "the promo bounces to be suppressed")
-    r = wait_for(lambda: (lambda r: r if r.status == 400 else None)(send("w9@good.test", "promo")),
+    r = h.wait_for(lambda: (lambda r: r if r.status == 400 else None)(send("w9@good.test", "promo")),
                  "the configuration set to be paused")
     h.check_eq(r.error_type(), "SendingPausedException", "a send through the paused set")
     h.check_eq(r.doc["message"], "Sending is paused for configuration set <promo>.", "refusal of the paused set")
@@ -111,7 +102,7 @@ def main():
     h.check_eq((acct["SendingEnabled"], acct["EnforcementStatus"]), (True, "PROBATION"),
                "the account at 5% bounces (review, no pause)")
     h.check_eq(send("x@good.test").status, 200, "a send without the paused set")
-    ev = wait_for(lambda: paused_events(2), "the set's Sending Paused event")[1]["sendingPaused"]
+    ev = h.wait_for(lambda: paused_events(2), "the set's Sending Paused event")[1]["sendingPaused"]
     # The two bad recipients may be judged in one group of attempts or in two.
     h.check_eq((ev["scope"], ev["configurationSet"], ev["metric"], ev["sent"]),
                ("CONFIGURATION_SET", "promo", "BOUNCE", 10), "the set's Sending Paused event")
@@ -119,7 +110,7 @@ def main():
             f"bounced and rate of the set's Sending Paused event: {ev}")
     api.ok("PUT", "/v2/email/configuration-sets/promo/sending", {"SendingEnabled": True})
     # The service reads configuration sets through a cache of 2 seconds.
-    wait_for(lambda: send("w10@good.test", "promo").status == 200, "a send through promo after resume",
+    h.wait_for(lambda: send("w10@good.test", "promo").status == 200, "a send through promo after resume",
              timeout=10)
     print("configuration set paused and resumed; account on PROBATION")
     h.stop_serve(p, data)

@@ -17,15 +17,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
 
 
-def wait_for(fn, what, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)
-    h.fail(f"timed out waiting for {what}")
-
 
 def main():
     work = h.tempdir()
@@ -61,16 +52,16 @@ def main():
 
     late = send("late@slow.test")
     kept = send("kept@slow.test")
-    wait_for(lambda: states(late), "the first attempt of late@slow.test")
+    h.wait_for(lambda: states(late), "the first attempt of late@slow.test")
     api.ok("PUT", "/v2/email/suppression/addresses",
            {"EmailAddress": "late@slow.test", "Reason": "COMPLAINT"})
-    wait_for(lambda: states(late)[-1:] == ["suppressed"], "late@slow.test suppressed before its retry")
-    wait_for(lambda: "delivered" in states(kept), "kept@slow.test delivered")
+    h.wait_for(lambda: states(late)[-1:] == ["suppressed"], "late@slow.test suppressed before its retry")
+    h.wait_for(lambda: "delivered" in states(kept), "kept@slow.test delivered")
     h.check_eq(states(late), ["deferred", "suppressed"], "dispositions of late@slow.test")
     h.check_eq(states(kept), ["deferred", "deferred", "delivered"], "dispositions of kept@slow.test")
     got = [to for _, to, _ in h.maildir_messages(maildir)]
     h.check_eq(got, [["kept@slow.test"]], "recipients at the sink")
-    ev = wait_for(lambda: [e for _, e in receiver.events() if e["mail"]["messageId"] == late],
+    ev = h.wait_for(lambda: [e for _, e in receiver.events() if e["mail"]["messageId"] == late],
                   "the bounce event of late@slow.test")[0]["bounce"]
     h.check_eq((ev["bounceType"], ev["bounceSubType"], ev["bouncedRecipients"][0]["emailAddress"]),
                ("Permanent", "OnAccountSuppressionList", "late@slow.test"), "the suppressed recipient's event")

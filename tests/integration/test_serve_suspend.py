@@ -20,15 +20,6 @@ REFUSAL = "5.7.1 Service unavailable; client host [127.0.0.1] blocked using a bl
 SUSPEND_S = 3
 
 
-def wait_for(fn, what, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.1)
-    h.fail(f"timed out waiting for {what}")
-
 
 def when(line):
     return datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
@@ -63,10 +54,10 @@ def main():
         return [json.loads(l) for l in open(path) if message_id in l]
 
     first = send("a@blocked.test")
-    got = wait_for(lambda: lines(first), "the first attempt")
+    got = h.wait_for(lambda: lines(first), "the first attempt")
     h.check_eq((got[0]["status"], got[0]["reason"]), ("deferred", "blocked"), "the refused recipient")
     second = send("b@blocked.test")
-    later = wait_for(lambda: lines(second), "the second message's attempt after the suspension", timeout=30)
+    later = h.wait_for(lambda: lines(second), "the second message's attempt after the suspension", timeout=30)
     waited = when(later[0]) - when(got[0])
     h.check(waited >= SUSPEND_S - 0.05,
             f"the second message was attempted {waited:.2f} s after the refusal, inside the {SUSPEND_S} s suspension")
