@@ -228,8 +228,35 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
   return Status::ok();
 }
 
+// Addresses in a reply are data, not wording: a recipient named "blocked.news@..." or a domain
+// "marblehead.example" must not read as a block list ("blocked", "rbl"). Each run of address
+// characters around an '@' becomes "address"; the brackets and the words around it stay.
+std::string mask_addresses(std::string_view text) {
+  auto is_address_char = [](char c) {
+    return !(c == ' ' || c == '<' || c == '>' || c == '(' || c == ')' || c == '[' || c == ']' ||
+             c == '"' || c == '\'' || c == ',' || c == ';' || c == ':' || c == '=');
+  };
+  std::string out;
+  out.reserve(text.size());
+  size_t copied = 0;
+  for (size_t at = text.find('@'); at != std::string_view::npos; at = text.find('@', at + 1)) {
+    if (at < copied) continue;
+    size_t begin = at;
+    while (begin > copied && is_address_char(text[begin - 1])) --begin;
+    size_t end = at + 1;
+    while (end < text.size() && is_address_char(text[end])) ++end;
+    if (begin == at || end == at + 1) continue;  // not local@domain
+    out.append(text.substr(copied, begin - copied));
+    out.append("address");
+    copied = end;
+    at = end - 1;
+  }
+  out.append(text.substr(copied));
+  return out;
+}
+
 std::string BounceRules::reason_from_text(std::string_view diagnostic) const {
-  std::string text = join_reply_lines(normalize_diagnostic(diagnostic));
+  std::string text = mask_addresses(join_reply_lines(normalize_diagnostic(diagnostic)));
   if (text.empty()) return "";
   for (const auto& r : text_rules_) {
     if (glob_find(text, r.pattern)) return r.reason;

@@ -108,6 +108,10 @@ std::string normalize_diagnostic(std::string_view text);
 // codes stay. Text that opens with no reply code is returned as it is.
 std::string join_reply_lines(std::string_view text);
 
+// Replaces every address (a run of address characters on both sides of an '@') with the word
+// "address", so that text rules never match inside a recipient's name or domain.
+std::string mask_addresses(std::string_view text);
+
 // True when `text` matches the glob `pattern` anywhere ('*' matches any run of characters).
 bool glob_find(std::string_view text, std::string_view pattern);
 

@@ -44,8 +44,13 @@ Verdict classify_reply(const smtp::Reply& reply) {
 
   // A 4xx about reputation is a rate limit ("temporarily rate limited due to IP reputation"):
   // slowing the path answers it; a 5xx about it, a listing or the missing PTR refuse the source.
-  if (v.reason == "blocked" || v.reason == "requireptr" ||
-      (v.reason == "badreputation" && !reply.transient())) {
+  // An addressing status (X.1.Y: the mailbox, the address) says the reply is about the recipient:
+  // never a reason to rest the whole destination, whatever its text holds.
+  bool about_address = reply.enhanced.size() > 2 && reply.enhanced[1] == '.' &&
+                       reply.enhanced[2] == '1' &&
+                       (reply.enhanced.size() == 3 || reply.enhanced[3] == '.');
+  if (!about_address && (v.reason == "blocked" || v.reason == "requireptr" ||
+                         (v.reason == "badreputation" && !reply.transient()))) {
     v.action = Action::kSuspendSource;
     v.close_connection = true;
     return v;

@@ -119,6 +119,9 @@ std::vector<spool::Claimed> Scheduler::suspend(const std::string& name, Clock::t
   Domain& d = domain(name);
   d.suspended_until = std::max(d.suspended_until, until);
   d.paused_until = std::max(d.paused_until, d.suspended_until);
+  // When it ends, one session probes the receiver; more come back with deliveries.
+  d.limit = 1;
+  d.good_since_slowdown = 0;
   std::vector<spool::Claimed> out(std::make_move_iterator(d.ready.begin()),
                                   std::make_move_iterator(d.ready.end()));
   ready_ -= d.ready.size();

@@ -10,7 +10,8 @@
 // waiting recipients are handed back to the caller to be deferred. A domain that refuses our
 // egress source is suspended until a given time: no session opens, running sessions take no more
 // recipients, and what waits or is added meanwhile is handed back to be deferred to that time
-// (holding it here would fill the ready queue and stop claims for every other domain).
+// (holding it here would fill the ready queue and stop claims for every other domain). When it
+// ends the domain has one session, as after a slow-down, and earns the others back.
 //
 // Thread-safe: one mutex; every call is short.
 #pragma once

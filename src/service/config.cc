@@ -248,6 +248,8 @@ Status load_config(const std::string& path, ServeConfig& c) {
     if (!p) return Status::invalid(path + ": '" + key + "': " + p.status().message());
     if (p->count() <= 0) return Status::invalid(path + ": '" + key + "' must be more than 0");
   }
+  if (*parse_duration(c.suspend_for) < std::chrono::seconds(1))
+    return Status::invalid(path + ": 'delivery.suspend_for' must be at least 1s");
   if (*parse_duration(c.events_retry_max) < *parse_duration(c.events_retry_initial))
     return Status::invalid(path + ": 'events.retry_max' is shorter than 'events.retry_initial'");
   if (!c.bounce_domain.empty() &&

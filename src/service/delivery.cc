@@ -86,8 +86,11 @@ struct DeliveryEngine::Impl {
   // Final, without an attempt: the recipient is on the suppression list now.
   void record_suppressed_now(const spool::Claimed& r, const MessageMeta& meta);
   // The receiver refused our egress source: the domain rests until suspend_for from now, and
-  // its waiting recipients are deferred to then.
-  void suspend(const std::string& domain, const smtp::Reply& reply, const std::string& reason);
+  // its waiting recipients are deferred to then. A refusal at the greeting stands for an attempt
+  // of each (`attempted`: recorded with the reply, as a failed connection is); one at RCPT or
+  // DATA concerns the recipient it answered, and the others wait unattempted.
+  void suspend(const std::string& domain, const smtp::Reply& reply, const feedback::Verdict& v,
+               const std::string& mx, bool attempted);
   // Defers a recipient of a suspended domain to the suspension's end without an attempt.
   void postpone(const spool::Claimed& r, Clock::time_point until);
   bool route_claimed(std::vector<spool::Claimed>& claimed);
@@ -295,18 +298,26 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
 }
 
 void DeliveryEngine::Impl::suspend(const std::string& domain, const smtp::Reply& reply,
-                                   const std::string& reason) {
+                                   const feedback::Verdict& v, const std::string& mx,
+                                   bool attempted) {
   auto until = Clock::now() + options.suspend_for;
   auto waiting = scheduler.suspend(domain, until);
   log->warn("{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} "
             "waiting recipient(s) deferred",
-            domain, reason, reply.to_string(),
+            domain, v.reason, reply.to_string(),
             std::chrono::duration_cast<std::chrono::seconds>(options.suspend_for).count(),
             waiting.size());
-  for (const auto& r : waiting) postpone(r, until);
+  for (const auto& r : waiting) {
+    if (attempted) {
+      record(r, v, reply, 0, mx);
+    } else {
+      postpone(r, until);
+    }
+  }
 }
 
 void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point until) {
+  int64_t now = wall_ms();
   int64_t wait_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
   spool::Outcome o;
@@ -314,9 +325,22 @@ void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point u
   o.state = RecipientState::kDeferred;
   o.attempts = r.attempts;  // no attempt was made
   o.first_attempt_ms = r.first_attempt_ms;
-  o.next_attempt_ms = wall_ms() + std::max<int64_t>(wait_ms, 0);
+  o.next_attempt_ms = now + std::max<int64_t>(wait_ms, 0);
   o.reason = "suspended";
   o.reply = "not attempted: the destination refuses our egress source";
+  // The age limit holds while the destination rests: a recipient whose next chance comes too
+  // late expires now, as it would at an attempt (the age counts from the first attempt, or from
+  // now for one never attempted).
+  if (retry.expired(r.first_attempt_ms ? r.first_attempt_ms : now, o.next_attempt_ms)) {
+    o.state = RecipientState::kExpired;
+    stats.expired.fetch_add(1);
+    campaign::Disposition d{now,     "",      r.message_id, r.email, 0, "expired",
+                            o.reason, o.reply, r.attempts,   0,       ""};
+    std::lock_guard<std::mutex> lock(out_mu);
+    outcomes.push_back(std::move(o));
+    records.push_back(std::move(d));
+    return;
+  }
   std::lock_guard<std::mutex> lock(out_mu);
   outcomes.push_back(std::move(o));
 }
@@ -388,8 +412,7 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     log->warn("{}: cannot deliver through {}: {} ({})", domain, where, opened.to_string(),
               v.reason);
     if (v.action == feedback::Action::kSuspendSource) {
-      // Refused at the greeting: the recipients were not attempted, they wait for the end.
-      suspend(domain, opened, v.reason);
+      suspend(domain, opened, v, where, /*attempted=*/true);
     } else {
       for (auto& r : scheduler.connection_failed(domain)) record(r, v, opened, 0, where);
     }
@@ -443,7 +466,8 @@ asio::awaitable<void> DeliveryEngine::Impl::session(std::string domain,
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     record(*task, v, reply, ms, mx, &meta);
     if (v.action == feedback::Action::kDelivered) scheduler.delivered(domain);
-    if (v.action == feedback::Action::kSuspendSource) suspend(domain, reply, v.reason);
+    if (v.action == feedback::Action::kSuspendSource)
+      suspend(domain, reply, v, mx, /*attempted=*/false);
     if (v.action == feedback::Action::kRetryAndThrottle) {
       scheduler.slow_down(domain);
       log->info("{}: the receiver asked us to slow down ({}); {} session(s) allowed now", domain,

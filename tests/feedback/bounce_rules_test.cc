@@ -154,5 +154,14 @@ TEST(BounceRules, AttemptsCountedUntilTheSenderGaveUpAreExpired) {
             "userunknown");
 }
 
+TEST(BounceRules, MaskAddressesReplacesEachAddress) {
+  EXPECT_EQ(mask_addresses("<blocked.news@example.com>: user unknown"), "<address>: user unknown");
+  EXPECT_EQ(mask_addresses("to a@b.test, c.d@e.test and @ alone; x@ and @y"),
+            "to address, address and @ alone; x@ and @y");
+  EXPECT_EQ(mask_addresses("rcpt=\"q@r.test\" (s@t.test)"), "rcpt=\"address\" (address)");
+  EXPECT_EQ(mask_addresses("no address here"), "no address here");
+  EXPECT_EQ(mask_addresses(""), "");
+}
+
 }  // namespace
 }  // namespace magnetic::feedback

@@ -106,6 +106,37 @@ TEST(ReplyPolicy, RefusalOfTheEgressSourceSuspendsIt) {
   EXPECT_STREQ(action_name(Action::kSuspendSource), "suspend the egress source");
 }
 
+// Regression (address_words_suspend_domain): words inside an address ("unblocked.news@",
+// "@marblehead.example") are not wording about us, and an addressing status (X.1.Y) is about the
+// recipient: such a reply bounces the recipient (hard) and never suspends the destination.
+TEST(ReplyPolicy, AddressWordsSuspendDomain) {
+  for (const char* local : {"blocked", "unblocked.news", "marble.arch", "spamhaus", "rbl", "dnsbl",
+                            "banned", "reputation", "blacklisted.user"}) {
+    std::string text = std::string("<") + local +
+                       "@example.com>: Recipient address rejected: User unknown in virtual "
+                       "mailbox table";
+    Verdict v = classify_reply(reply(550, "5.1.1", text));
+    EXPECT_EQ(v.reason, "userunknown") << text;
+    EXPECT_EQ(v.action, Action::kBounce) << text;
+    EXPECT_TRUE(v.hard) << text;
+  }
+  Verdict v = classify_reply(reply(550, "5.1.1", "<user@marblehead.example>: user unknown"));
+  EXPECT_EQ(v.action, Action::kBounce);
+  EXPECT_TRUE(v.hard);
+  v = classify_reply(reply(550, "5.1.10",
+                           "RESOLVER.ADR.RecipientNotFound; Recipient rbl.admin@contoso.example "
+                           "not found by SMTP address lookup"));
+  EXPECT_EQ(v.action, Action::kBounce);
+  EXPECT_TRUE(v.hard);
+  // Whatever the text, an addressing status does not suspend.
+  v = classify_reply(reply(550, "5.1.8", "Sender address blocked using a block list"));
+  EXPECT_NE(v.action, Action::kSuspendSource);
+  // The words still count where they are wording.
+  v = classify_reply(reply(554, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked "
+                                         "using zen.spamhaus.org; for user@example.com"));
+  EXPECT_EQ(v.action, Action::kSuspendSource);
+}
+
 TEST(ReplyPolicy, Code421ClosesTheConnection) {
   EXPECT_TRUE(classify_reply(reply(421, "4.3.2", "shutting down")).close_connection);
   EXPECT_FALSE(classify_reply(reply(451, "4.3.0", "local error")).close_connection);

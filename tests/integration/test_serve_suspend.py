@@ -67,6 +67,27 @@ def main():
     h.check_eq(r.status, 404, "a recipient refused for our source is not suppressed")
     print(f"suspended: the second message waited {waited:.2f} s (suspend_for {SUSPEND_S} s)")
     h.stop_serve(p, data)
+
+    # Regression (max_age_ignored_while_suspended): with suspend_for longer than max_age, a
+    # recipient claimed during the suspension expires at once rather than go out after its age.
+    data2 = os.path.join(work, "data2")
+    cfg2 = os.path.join(work, "short.toml")
+    with open(cfg2, "w") as f:
+        f.write('[delivery]\nsuspend_for = "30s"\nmax_age = "2s"\n')
+    key = h.keys_create(data2, "suspend")
+    p, ports = h.start_serve_ports(data2, routes=[("blocked.test", port)], extra=["--config", cfg2])
+    data = data2
+    api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
+    api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
+    first = send("c@blocked.test")
+    got = h.wait_for(lambda: lines(first), "the attempt of c@blocked.test")
+    h.check_eq((got[0]["status"], got[0]["reason"]), ("expired", "blocked"),
+               "a refused recipient whose next chance is past max_age")
+    second = send("d@blocked.test")
+    got = h.wait_for(lambda: lines(second), "the outcome of d@blocked.test", timeout=10)
+    h.check_eq((got[0]["status"], got[0]["reason"], got[0]["attempt"]), ("expired", "suspended", 0),
+               "a recipient claimed while suspended, past max_age before the end")
+    h.stop_serve(p, data2)
     print("PASS")
 
 

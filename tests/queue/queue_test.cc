@@ -155,3 +155,37 @@ TEST(Scheduler, simultaneous_connection_failures_pause_once) {
 
 }  // namespace
 }  // namespace magnetic::queue
+
+namespace magnetic::queue {
+namespace {
+
+// A destination that refuses our egress source rests until the given time: its waiting
+// recipients are handed back, nothing opens or is taken before the end, a later suspension
+// extends it, and at the end one session probes.
+TEST(Scheduler, SuspendRestsTheDomainUntilTheEnd) {
+  Scheduler s({.domain_connections = 4});
+  auto t0 = Scheduler::Clock::time_point{} + std::chrono::seconds(100);
+  auto until = t0 + std::chrono::seconds(60);
+  s.add({rcpt(1, "a.example"), rcpt(2, "a.example"), rcpt(3, "b.example")});
+  auto back = s.suspend("a.example", until);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(s.ready(), 1u);
+  EXPECT_EQ(s.suspended_until("a.example", t0), until);
+  EXPECT_FALSE(s.suspended_until("b.example", t0).has_value());
+  EXPECT_FALSE(s.suspended_until("a.example", until).has_value());
+
+  // An earlier end does not shorten it.
+  s.suspend("a.example", t0 + std::chrono::seconds(1));
+  EXPECT_EQ(s.suspended_until("a.example", t0), until);
+
+  s.add({rcpt(4, "a.example"), rcpt(5, "a.example")});
+  EXPECT_EQ(s.sessions_to_open(until - std::chrono::milliseconds(1)),
+            std::vector<std::string>{"b.example"});
+  EXPECT_FALSE(s.next("a.example", until - std::chrono::milliseconds(1)).has_value());
+  EXPECT_EQ(s.sessions_to_open(until), std::vector<std::string>{"a.example"});
+  EXPECT_EQ(s.session_limit("a.example"), 1);
+  EXPECT_TRUE(s.next("a.example", until).has_value());
+}
+
+}  // namespace
+}  // namespace magnetic::queue

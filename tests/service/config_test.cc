@@ -132,6 +132,9 @@ TEST_F(ConfigTest, FeedbackReputationAndEventErrorsNameTheKey) {
            {"[feedback]\ncomplaint_addresses = [\"fbl\"]\n",
             ": 'feedback.complaint_addresses': 'fbl' is not an address"},
            {"[feedback]\nsurprise = 1\n", ": unknown key 'feedback.surprise'"},
+           {"[delivery]\nsuspend_for = \"500ms\"\n",
+            ": 'delivery.suspend_for' must be at least 1s"},
+           {"[delivery]\nsuspend_for = \"0s\"\n", ": 'delivery.suspend_for' must be more than 0"},
            {"[feedback]\nhttp_token = \"short\"\n",
             ": 'feedback.http_token' must be at least 16 characters (it lets its holder suppress "
             "addresses)"},
