@@ -129,8 +129,8 @@ std::vector<spool::Claimed> Scheduler::suspend(const std::string& name, Clock::t
   return out;
 }
 
-std::optional<Scheduler::Clock::time_point> Scheduler::suspended_until(const std::string& name,
-                                                                       Clock::time_point now) const {
+std::optional<Scheduler::Clock::time_point> Scheduler::suspended_until(
+    const std::string& name, Clock::time_point now) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = domains_.find(name);
   if (it == domains_.end() || it->second.suspended_until <= now) return std::nullopt;

@@ -120,10 +120,10 @@ Status load_config(const std::string& path, ServeConfig& c) {
   for (const Section& sec :
        {Section{"api", {"listen"}},
         Section{"smtp", {"listen", "hostname", "tls_cert", "tls_key", "max_message_size"}},
-        Section{"delivery",
-                {"relay", "routes", "dns_servers", "smtp_port", "ehlo_name", "tls",
-                 "domain_connections", "total_connections", "retry_initial", "max_age",
-                 "suspend_for"}},
+        Section{
+            "delivery",
+            {"relay", "routes", "dns_servers", "smtp_port", "ehlo_name", "tls",
+             "domain_connections", "total_connections", "retry_initial", "max_age", "suspend_for"}},
         Section{"quota", {"max_24_hour_send", "max_send_rate"}},
         Section{"account", {"ses_compatible_escaping"}},
         Section{"feedback",

@@ -175,7 +175,7 @@ void DeliveryEngine::Impl::record_suppressed_now(const spool::Claimed& r, const 
   o.first_attempt_ms = r.first_attempt_ms;
   o.reason = "OnAccountSuppressionList";
   o.reply = "suppressed after the message was accepted; not sent";
-  campaign::Disposition d{now,     "",      r.message_id, r.email, 0, "suppressed",
+  campaign::Disposition d{now,      "",      r.message_id, r.email, 0, "suppressed",
                           o.reason, o.reply, r.attempts,   0,       ""};
   std::lock_guard<std::mutex> lock(out_mu);
   if (listener) {
@@ -302,11 +302,12 @@ void DeliveryEngine::Impl::suspend(const std::string& domain, const smtp::Reply&
                                    bool attempted) {
   auto until = Clock::now() + options.suspend_for;
   auto waiting = scheduler.suspend(domain, until);
-  log->warn("{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} "
-            "waiting recipient(s) deferred",
-            domain, v.reason, reply.to_string(),
-            std::chrono::duration_cast<std::chrono::seconds>(options.suspend_for).count(),
-            waiting.size());
+  log->warn(
+      "{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} "
+      "waiting recipient(s) deferred",
+      domain, v.reason, reply.to_string(),
+      std::chrono::duration_cast<std::chrono::seconds>(options.suspend_for).count(),
+      waiting.size());
   for (const auto& r : waiting) {
     if (attempted) {
       record(r, v, reply, 0, mx);
@@ -334,7 +335,7 @@ void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point u
   if (retry.expired(r.first_attempt_ms ? r.first_attempt_ms : now, o.next_attempt_ms)) {
     o.state = RecipientState::kExpired;
     stats.expired.fetch_add(1);
-    campaign::Disposition d{now,     "",      r.message_id, r.email, 0, "expired",
+    campaign::Disposition d{now,      "",      r.message_id, r.email, 0, "expired",
                             o.reason, o.reply, r.attempts,   0,       ""};
     std::lock_guard<std::mutex> lock(out_mu);
     outcomes.push_back(std::move(o));

@@ -143,7 +143,8 @@ struct FeedbackLoop::Impl {
   void complaint(const std::string& set, int64_t accepted_ms);
   void guard(const std::string& set, bool force);
   // Those of `tokens` (VERP tokens a report came to) whose recipient the report names.
-  std::vector<std::string> tokens_named(std::string_view raw, const std::vector<std::string>& tokens);
+  std::vector<std::string> tokens_named(std::string_view raw,
+                                        const std::vector<std::string>& tokens);
   // SES reports a recipient it did not send to because of the suppression list as a Permanent
   // bounce of subtype OnAccountSuppressionList (not counted in the bounce rate).
   void suppressed_bounce(const std::string& set, const std::string& message_id,
@@ -271,7 +272,7 @@ Status FeedbackLoop::Impl::act_on_bounce(const Failure& f, std::vector<PendingEv
 }
 
 std::vector<std::string> FeedbackLoop::Impl::scopes_counting(const std::string& set,
-                                                              int64_t accepted_ms) {
+                                                             int64_t accepted_ms) {
   std::vector<std::string> scopes;
   auto account = store.account();
   if (!account || accepted_ms == 0 || accepted_ms >= account->reputation_reset_ms)
@@ -797,8 +798,7 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
       }
       case spool::RecipientState::kSuppressed:
         // Suppressed after its message was accepted, found before the attempt.
-        m.suppressed_bounce(r.configuration_set, r.message_id, r.mail_json, {r.email}, now,
-                            events);
+        m.suppressed_bounce(r.configuration_set, r.message_id, r.mail_json, {r.email}, now, events);
         break;
       default:
         break;
@@ -819,8 +819,8 @@ void FeedbackLoop::publish_accepted(const std::vector<Accepted>& messages) {
         events.push_back({msg.configuration_set, msg.message_id, EventType::kSend, *json});
     }
     if (!msg.suppressed.empty()) {
-      m.suppressed_bounce(msg.configuration_set, msg.message_id, msg.mail_json, msg.suppressed,
-                          now, events);
+      m.suppressed_bounce(msg.configuration_set, msg.message_id, msg.mail_json, msg.suppressed, now,
+                          events);
     }
   }
   m.publish(events);

@@ -248,11 +248,12 @@ TEST(EventRecord, SendingPausedRecord) {
   d.bounced = 1;
   d.window_ms = 86400000;
   d.reason = "bounce rate 12.50% (1 of 8 recipients) reached the pause threshold 10.00%";
-  EXPECT_EQ(make_sending_paused_event(d),
-            R"({"eventType":"Sending Paused","sendingPaused":{"timestamp":"2025-12-04T00:00:00.123Z",)"
-            R"("scope":"CONFIGURATION_SET","configurationSet":"news","metric":"BOUNCE","rate":0.125,)"
-            R"("threshold":0.1,"sent":8,"bounced":1,"complained":0,"windowMillis":86400000,)"
-            R"("reason":"bounce rate 12.50% (1 of 8 recipients) reached the pause threshold 10.00%"}})");
+  EXPECT_EQ(
+      make_sending_paused_event(d),
+      R"({"eventType":"Sending Paused","sendingPaused":{"timestamp":"2025-12-04T00:00:00.123Z",)"
+      R"("scope":"CONFIGURATION_SET","configurationSet":"news","metric":"BOUNCE","rate":0.125,)"
+      R"("threshold":0.1,"sent":8,"bounced":1,"complained":0,"windowMillis":86400000,)"
+      R"("reason":"bounce rate 12.50% (1 of 8 recipients) reached the pause threshold 10.00%"}})");
   d.configuration_set.clear();
   auto account = nlohmann::json::parse(make_sending_paused_event(d));
   EXPECT_EQ(account["sendingPaused"]["scope"], "ACCOUNT");

@@ -92,8 +92,9 @@ TEST(ReplyPolicy, RefusalOfTheEgressSourceSuspendsIt) {
        Action::kSuspendSource, "requireptr"},
       {550, "5.7.1", "Mail from IP 192.0.2.1 refused: poor IP reputation", Action::kSuspendSource,
        "badreputation"},
-      {451, "4.7.650", "The mail server [192.0.2.1] has been temporarily rate limited due to IP "
-                       "reputation.",
+      {451, "4.7.650",
+       "The mail server [192.0.2.1] has been temporarily rate limited due to IP "
+       "reputation.",
        Action::kRetryAndThrottle, "badreputation"},
   };
   for (const auto& c : cases) {
@@ -132,8 +133,9 @@ TEST(ReplyPolicy, AddressWordsSuspendDomain) {
   v = classify_reply(reply(550, "5.1.8", "Sender address blocked using a block list"));
   EXPECT_NE(v.action, Action::kSuspendSource);
   // The words still count where they are wording.
-  v = classify_reply(reply(554, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked "
-                                         "using zen.spamhaus.org; for user@example.com"));
+  v = classify_reply(reply(554, "5.7.1",
+                           "Service unavailable; Client host [192.0.2.1] blocked "
+                           "using zen.spamhaus.org; for user@example.com"));
   EXPECT_EQ(v.action, Action::kSuspendSource);
 }
 

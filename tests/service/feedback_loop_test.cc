@@ -1160,8 +1160,8 @@ TEST_F(FeedbackLoopReputationTest, OldBouncePausesAfterResume) {
   auto after = send("rep-new", "news", 10);
   ASSERT_EQ(after.size(), 10u);
   bounce(before[1]);  // about a message of the earlier window
-  ASSERT_TRUE(loop_->process(arf(verp(before[2]), "abuse", before[2].email, ""), token(before[2]))
-                  .is_ok());
+  ASSERT_TRUE(
+      loop_->process(arf(verp(before[2]), "abuse", before[2].email, ""), token(before[2])).is_ok());
   EXPECT_TRUE(account().sending_enabled);
   EXPECT_EQ(account().enforcement_status, "HEALTHY");
   EXPECT_EQ(nlohmann::json::parse(sending_options("news"))["SendingEnabled"], true);
@@ -1182,7 +1182,8 @@ TEST_F(FeedbackLoopReputationTest, ComplaintRateInfWithMinSent0) {
   make_loop();
   auto rs = accept("rep-zero", "news", {"ann@example.com"});  // accepted, not counted as sent
   ASSERT_EQ(rs.size(), 1u);
-  ASSERT_TRUE(loop_->process(arf(verp(rs[0]), "abuse", "ann@example.com", ""), token(rs[0])).is_ok());
+  ASSERT_TRUE(
+      loop_->process(arf(verp(rs[0]), "abuse", "ann@example.com", ""), token(rs[0])).is_ok());
   EXPECT_TRUE(account().sending_enabled);
   auto log = outbox_->read_log(0, 1000, {events::EventType::kSendingPaused, "", ""});
   ASSERT_TRUE(log.is_ok());

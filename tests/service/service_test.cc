@@ -338,9 +338,8 @@ TEST_F(ServiceTest, RenderingFailurePublishesTheEvent) {
   EXPECT_EQ((*log)[0].configuration_set, "news");
   auto e = nlohmann::json::parse((*log)[0].json);
   EXPECT_EQ(e["eventType"], "Rendering Failure");
-  EXPECT_EQ(e["failure"], nlohmann::json::parse(
-                              R"({"errorMessage":"Attribute 'name' is missing",)"
-                              R"("templateName":"welcome"})"));
+  EXPECT_EQ(e["failure"], nlohmann::json::parse(R"({"errorMessage":"Attribute 'name' is missing",)"
+                                                R"("templateName":"welcome"})"));
   EXPECT_EQ(e["mail"]["destination"], nlohmann::json::array({"r@x.example"}));
   EXPECT_EQ(e["mail"]["sourceArn"], "arn:aws:ses:us-east-1:000000000000:identity/news.example");
   EXPECT_EQ(e["mail"]["tags"]["ses:configuration-set"], nlohmann::json::array({"news"}));
