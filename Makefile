@@ -28,6 +28,9 @@ build-asan: deps $(BUILD_ASAN)/Makefile
 # Every test in the normal build, then again under AddressSanitizer and UBSan.
 test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 900
+	@echo "bounce classification against the corpora (held by tests/feedback/corpus_score_test.cc):"
+	@$(BUILD)/tests/feedback/feedback_test --gtest_filter='CorpusScore.*' 2>&1 \
+	  | grep -E '^(bounces/eml|arf/)' || echo "  (corpora absent: not scored)"
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 2 --timeout 900
 
 test-fast: build
