@@ -232,12 +232,20 @@ def run(peer, port, receiver):
     h.check_eq(str(returned["Subject"]), "to a user who does not exist", "returned Subject")
     passed += 1
 
-    # Postfix's log names the bounce with local(8)'s reason, and the DSN delivered to us.
-    log = peer.log()
-    h.check(f'to=<{UNKNOWN}>, relay=local' in log and
-            'status=bounced (unknown user: "unknown")' in log, "local(8) bounce in the log")
-    h.check(f"to=<{SENDER}>, relay=127.0.0.1[127.0.0.1]:{receiver.port}" in log and
-            "status=sent (250 2.0.0 Ok: queued)" in log, "DSN delivery in the log")
+    # Postfix's log names the bounce with local(8)'s reason, and the DSN delivered to us. smtp(8)
+    # writes its "status=sent" line after our receiver has replied, so the line is waited for.
+    bounced = f'to=<{UNKNOWN}>, relay=local'
+    delivered = f"to=<{SENDER}>, relay=127.0.0.1[127.0.0.1]:{receiver.port}"
+
+    def log_with_delivery():
+        text = peer.log()
+        return text if delivered in text and "status=sent" in text else ""
+
+    log = h.wait_for(log_with_delivery, "the DSN delivery line in Postfix's log", timeout=30)
+    h.check(bounced in log and 'status=bounced (unknown user: "unknown")' in log,
+            "local(8) bounce in the log")
+    h.check(delivered in log and "status=sent (250 2.0.0 Ok: queued)" in log,
+            "DSN delivery in the log")
     passed += 1
     return passed
 
