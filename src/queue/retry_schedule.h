@@ -20,9 +20,10 @@ struct RetrySchedule {
   // random01 is a number in [0, 1) for the jitter.
   std::chrono::milliseconds delay_after(int attempts, double random01 = 0.5) const;
 
-  // True when a recipient first attempted at first_attempt_ms may not be tried at next_ms.
-  bool expired(int64_t first_attempt_ms, int64_t next_ms) const {
-    return next_ms - first_attempt_ms > max_age.count();
+  // True when a recipient whose age counts from since_ms (its message's acceptance, or its first
+  // attempt where acceptance is not known) may not be tried at next_ms.
+  bool expired(int64_t since_ms, int64_t next_ms) const {
+    return next_ms - since_ms > max_age.count();
   }
 };
 

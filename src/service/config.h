@@ -23,7 +23,7 @@
 //   domain_connections = 10
 //   total_connections = 200
 //   retry_initial = "1m"
-//   max_age = "24h"
+//   max_age = "24h"                 # from acceptance; still undelivered then: Transient bounce
 //   suspend_for = "1h"              # rest for a destination that refuses our egress source
 //
 //   [quota]                         # SES SendQuota, enforced on every send

@@ -769,8 +769,16 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
           facts.after_data = a.reply.stage == "data" || a.reply.stage == "dot";
           f.cls = feedback::bounce_rules().classify(facts);
         }
-        f.status = status_or_class(a.reply.enhanced, a.reply.code, !expired);
-        f.diagnostic = diagnostic_code(a.reply.to_string());
+        bool not_attempted = a.reply.code == 0 && a.reply.stage.empty() && a.reply.text.empty();
+        if (expired && not_attempted) {
+          // Expired while its destination was suspended: no reply to quote. 4.4.7 is RFC 3463's
+          // "delivery time expired".
+          f.status = "4.4.7";
+          f.diagnostic = o.reply;
+        } else {
+          f.status = status_or_class(a.reply.enhanced, a.reply.code, !expired);
+          f.diagnostic = diagnostic_code(a.reply.to_string());
+        }
         f.reporting_mta = m.options.reporting_mta.empty() ? "" : "dns; " + m.options.reporting_mta;
         f.remote_mta_ip = host_of(a.mx);
         f.feedback_id = new_id();
@@ -786,8 +794,10 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
         events::DeliveryDelayDetail d;
         d.timestamp_ms = now;
         d.delay_type = delay_type(o.reason, a.reply, a.mx);
-        d.expiration_time_ms =
-            (o.first_attempt_ms ? o.first_attempt_ms : now) + m.options.max_age.count();
+        d.expiration_time_ms = (r.accepted_ms        ? r.accepted_ms
+                                : o.first_attempt_ms ? o.first_attempt_ms
+                                                     : now) +
+                               m.options.max_age.count();
         d.delayed_recipients.push_back({r.email,
                                         status_or_class(a.reply.enhanced, a.reply.code, false),
                                         diagnostic_code(a.reply.to_string())});

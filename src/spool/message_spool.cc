@@ -136,7 +136,8 @@ Result<std::vector<ClaimedRecipient>> MessageSpool::claim_due(int64_t now_ms, si
   Transaction tx(db_);
   if (!tx.begun()) return db_error(db_);
   constexpr const char* kColumns =
-      "SELECT r.id, r.message, r.email, r.domain, m.message_id, r.attempts, r.first_attempt_ms "
+      "SELECT r.id, r.message, r.email, r.domain, m.message_id, r.attempts, r.first_attempt_ms, "
+      "m.accepted_ms "
       "FROM message_recipient r JOIN message m ON m.id = r.message ";
   auto collect = [&](Stmt& st) -> Status {
     while (true) {
@@ -151,6 +152,7 @@ Result<std::vector<ClaimedRecipient>> MessageSpool::claim_due(int64_t now_ms, si
       c.message_id = st.text(4);
       c.attempts = static_cast<int>(st.i64(5));
       c.first_attempt_ms = st.i64(6);
+      c.accepted_ms = st.i64(7);
       out.push_back(std::move(c));
     }
   };

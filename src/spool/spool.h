@@ -75,6 +75,7 @@ struct Claimed {
   int attempts = 0;              // attempts already made before this one
   int64_t first_attempt_ms = 0;  // 0 if never attempted
   int64_t message = 0;           // message spool (message_spool.h): the stored message's row
+  int64_t accepted_ms = 0;       // message spool: when the message was accepted (0 otherwise)
 };
 
 struct Outcome {

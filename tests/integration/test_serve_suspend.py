@@ -41,11 +41,15 @@ def main():
     p, ports = h.start_serve_ports(data, routes=[("blocked.test", port)], extra=["--config", cfg])
     api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
+    set_name = None
 
     def send(to):
-        return api.ok("POST", "/v2/email/outbound-emails", {
+        body = {
             "FromEmailAddress": "news@example.com", "Destination": {"ToAddresses": [to]},
-            "Content": {"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi\n"}}}}})["MessageId"]
+            "Content": {"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi\n"}}}}}
+        if set_name:
+            body["ConfigurationSetName"] = set_name
+        return api.ok("POST", "/v2/email/outbound-emails", body)["MessageId"]
 
     def lines(message_id):
         path = os.path.join(data, "dispositions.jsonl")
@@ -79,6 +83,13 @@ def main():
     data = data2
     api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
+    api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "news"})
+    receiver = h.WebhookReceiver().start()
+    api.ok("POST", "/v2/email/configuration-sets/news/event-destinations", {
+        "EventDestinationName": "hook",
+        "EventDestination": {"Enabled": True, "MatchingEventTypes": ["BOUNCE"],
+                             "SnsDestination": {"TopicArn": receiver.url()}}})
+    set_name = "news"
     first = send("c@blocked.test")
     got = h.wait_for(lambda: lines(first), "the attempt of c@blocked.test")
     h.check_eq((got[0]["status"], got[0]["reason"]), ("expired", "blocked"),
@@ -87,7 +98,48 @@ def main():
     got = h.wait_for(lambda: lines(second), "the outcome of d@blocked.test", timeout=10)
     h.check_eq((got[0]["status"], got[0]["reason"], got[0]["attempt"]), ("expired", "suspended", 0),
                "a recipient claimed while suspended, past max_age before the end")
+
+    # Regression (expired_while_suspended_no_event): both expiries publish a Transient bounce;
+    # the one never attempted says so, with RFC 3463's "delivery time expired".
+    def bounce_of(message_id):
+        return [e["bounce"] for _, e in receiver.events() if e["mail"]["messageId"] == message_id]
+
+    attempted = h.wait_for(lambda: bounce_of(first), "the bounce event of c@blocked.test")[0]
+    h.check_eq((attempted["bounceType"], attempted["bounceSubType"],
+                attempted["bouncedRecipients"][0]["status"]),
+               ("Transient", "General", "5.7.1"), "the expired, attempted recipient's event")
+    unattempted = h.wait_for(lambda: bounce_of(second), "the bounce event of d@blocked.test")[0]
+    h.check_eq((unattempted["bounceType"], unattempted["bounceSubType"],
+                unattempted["bouncedRecipients"][0]["emailAddress"],
+                unattempted["bouncedRecipients"][0]["status"],
+                unattempted["bouncedRecipients"][0]["diagnosticCode"]),
+               ("Transient", "General", "d@blocked.test", "4.4.7",
+                "not attempted: the destination refuses our egress source"),
+               "the expired, unattempted recipient's event")
     h.stop_serve(p, data2)
+    receiver.stop()
+
+    # Regression (max_age_counted_from_first_attempt): the age counts from acceptance. d is
+    # accepted while the destination rests (3 s); whether it gets the probe at 3 s (refused: next
+    # chance 6 s) or waits behind c's probe (until 6 s), 6 s is past max_age (4 s) from its
+    # acceptance, but not from its first attempt: it expires, never deferred to 6 s.
+    data3 = os.path.join(work, "data3")
+    cfg3 = os.path.join(work, "age.toml")
+    with open(cfg3, "w") as f:
+        f.write('[delivery]\nsuspend_for = "3s"\nmax_age = "4s"\nretry_initial = "2s"\n')
+    key = h.keys_create(data3, "suspend")
+    p, ports = h.start_serve_ports(data3, routes=[("blocked.test", port)], extra=["--config", cfg3])
+    data = data3
+    set_name = None
+    api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
+    api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
+    first = send("c@blocked.test")
+    got = h.wait_for(lambda: lines(first), "the attempt of c@blocked.test")
+    h.check_eq((got[0]["status"], got[0]["reason"]), ("deferred", "blocked"), "c's first attempt")
+    second = send("d@blocked.test")
+    got = h.wait_for(lambda: lines(second), "the outcome of d@blocked.test", timeout=20)
+    h.check_eq(got[0]["status"], "expired", "d's outcome, past max_age from its acceptance")
+    h.stop_serve(p, data3)
     print("PASS")
 
 

@@ -897,7 +897,8 @@ TEST_F(FeedbackLoopTest, AttemptsBecomeDeliveryDelayAndBounceEvents) {
   ASSERT_EQ(rs.size(), 3u);
   Attempt deferred = attempt(rs[1], spool::RecipientState::kDeferred, 451, "4.7.1",
                              "greylisted, try later", "rcpt");
-  deferred.outcome.first_attempt_ms = 1772445600000;  // 2026-03-02T10:00:00Z
+  deferred.accepted_ms = 1772445600000;               // 2026-03-02T10:00:00Z
+  deferred.outcome.first_attempt_ms = 1772449200000;  // an hour later
   loop_->on_attempts({
       attempt(rs[0], spool::RecipientState::kDelivered, 250, "2.0.0", "OK", "dot"),
       deferred,
@@ -915,7 +916,7 @@ TEST_F(FeedbackLoopTest, AttemptsBecomeDeliveryDelayAndBounceEvents) {
 
   EXPECT_EQ(ev[1]["eventType"], "DeliveryDelay");
   EXPECT_EQ(ev[1]["deliveryDelay"]["delayType"], "RecipientServerError");
-  // The first attempt plus max_age (24 hours).
+  // The message's acceptance plus max_age (24 hours), not the first attempt's.
   EXPECT_EQ(ev[1]["deliveryDelay"]["expirationTime"], "2026-03-03T10:00:00.000Z");
   EXPECT_EQ(ev[1]["deliveryDelay"]["reportingMTA"], "out.news.example");
   ASSERT_EQ(ev[1]["deliveryDelay"]["delayedRecipients"].size(), 1u);

@@ -51,6 +51,9 @@ TEST_F(MessageSpoolTest, AcceptedMessagesAreClaimedOnceWithTheirBytes) {
   EXPECT_EQ((*claimed)[0].message_id, "m1");
   EXPECT_EQ((*claimed)[1].domain, "y.example");
   EXPECT_EQ((*claimed)[2].message_id, "m2");
+  // A claim carries its message's acceptance: delivery's max_age counts from it.
+  EXPECT_EQ((*claimed)[0].accepted_ms, 1000);
+  EXPECT_EQ((*claimed)[2].accepted_ms, 1000);
   auto stored = spool_->message((*claimed)[0].message);
   ASSERT_TRUE(stored.is_ok());
   EXPECT_EQ(stored->data, "From: news@example.com\r\nSubject: m1\r\n\r\nbody\r\n");
