@@ -6,10 +6,8 @@
 //
 //   SnsDestination {TopicArn: "http://..." or "https://..."}
 //     -> a webhook: each event is posted to that URL (store kind kWebhook, target the URL).
-//        The URL is scheme://host[:port][/path][?query]: scheme http or https (either case),
-//        host a DNS name (letters, digits, '-' and '.'), a dotted IPv4 address or a bracketed
-//        IPv6 address, port 1 to 65535, path and query of RFC 3986 characters (percent escapes
-//        included); no user name or password, no fragment, at most 2048 characters.
+//        The URL's grammar is base/http_url.h's, the one the dispatcher reads; at most 2048
+//        characters.
 //   KinesisFirehoseDestination {DeliveryStreamArn: "file:NAME", IamRoleArn: anything non-empty}
 //     -> a JSON-lines file <data>/events/NAME.jsonl, one event a line (store kind kFile, target
 //        NAME). NAME is 1 to 64 of [A-Za-z0-9._-] and does not start with '.', so it is always a
@@ -23,12 +21,11 @@
 // most 10 destinations (SES's quota; LimitExceededException beyond). The definition is stored as
 // checked, and GetConfigurationSetEventDestinations answers it in SES's EventDestination shape:
 // Name, Enabled, MatchingEventTypes and the destination object as it was given.
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 
 #include "api/handler.h"
+#include "base/http_url.h"
 
 namespace magnetic::api {
 namespace {
@@ -46,100 +43,6 @@ constexpr const char* kSupported =
 constexpr std::string_view kDestinationTypes[] = {"KinesisFirehoseDestination",
                                                   "CloudWatchDestination", "SnsDestination",
                                                   "EventBridgeDestination", "PinpointDestination"};
-
-bool is_unreserved_or_sub_delim(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("-._~!$&'()*+,;=:@").find(c) != std::string_view::npos;
-}
-
-bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
-
-// What is wrong with a webhook URL, or "" when it is usable (the grammar is in the file comment).
-std::string webhook_url_problem(std::string_view url) {
-  std::string scheme;
-  size_t colon = url.find("://");
-  if (colon != std::string_view::npos) {
-    for (char c : url.substr(0, colon)) {
-      scheme.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
-    }
-  }
-  if (scheme != "http" && scheme != "https") return "it must start with http:// or https://";
-  std::string_view rest = url.substr(colon + 3);
-  size_t end = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, end);
-  std::string_view tail = end == std::string_view::npos ? "" : rest.substr(end);
-
-  // Authority: host and port, nothing else.
-  if (authority.find('@') != std::string_view::npos) {
-    return "it must not hold a user name or password";
-  }
-  std::string_view host = authority, port;
-  if (authority.starts_with('[')) {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "its IPv6 address has no closing ']'";
-    host = authority.substr(0, close + 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return "its host is followed by something other than a port";
-      port = after.substr(1);
-      if (port.empty()) return "its port is empty";
-    }
-    std::string address(host.substr(1, host.size() - 2));
-    unsigned char buffer[16];
-    if (inet_pton(AF_INET6, address.c_str(), buffer) != 1) {
-      return "its host is not an IPv6 address";
-    }
-  } else {
-    size_t p = authority.rfind(':');
-    if (p != std::string_view::npos) {
-      host = authority.substr(0, p);
-      port = authority.substr(p + 1);
-      if (port.empty()) return "its port is empty";
-    }
-    if (host.empty()) return "it has no host";
-    if (host.size() > 253) return "its host is longer than 253 characters";
-    size_t label = 0;
-    for (size_t i = 0; i <= host.size(); ++i) {
-      if (i == host.size() || host[i] == '.') {
-        if (label == 0) return "its host has an empty label";
-        if (label > 63) return "its host has a label longer than 63 characters";
-        label = 0;
-        continue;
-      }
-      char c = host[i];
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') {
-        return "its host may hold only letters, digits, '-' and '.'";
-      }
-      ++label;
-    }
-  }
-  if (!port.empty()) {
-    bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) {
-                    return std::isdigit(static_cast<unsigned char>(c));
-                  });
-    int n = digits ? std::stoi(std::string(port)) : 0;
-    if (n < 1 || n > 65535) return "its port must be a number from 1 to 65535";
-  }
-
-  // Path and query.
-  for (size_t i = 0; i < tail.size(); ++i) {
-    char c = tail[i];
-    if (c == '#') return "it must not have a fragment ('#')";
-    if (c == '?') continue;  // the query's start, or a character of it
-    if (c == '/') continue;
-    if (c == '%') {
-      if (i + 2 >= tail.size() || !is_hex(tail[i + 1]) || !is_hex(tail[i + 2])) {
-        return "it has a '%' that is not followed by two hex digits";
-      }
-      i += 2;
-      continue;
-    }
-    if (!is_unreserved_or_sub_delim(c)) {
-      return "its path or query holds a character that must be percent-encoded";
-    }
-  }
-  return "";
-}
 
 bool is_file_name(std::string_view name) {
   return !name.empty() && name.size() <= 64 && name.front() != '.' &&
@@ -198,10 +101,9 @@ void read_definition(JsonObject& o, store::EventDestination& d) {
     sns->finish();
     if (!topic || !sns->ok()) return;
     bool looks_like_url = topic->find("://") != std::string::npos;
-    std::string problem = webhook_url_problem(*topic);
-    if (!problem.empty()) {
+    if (auto url = parse_http_url(*topic); !url) {
       o.state()->fail(sns->field("TopicArn") +
-                      (looks_like_url ? " is not a usable webhook URL: " + problem
+                      (looks_like_url ? " is not a usable webhook URL: " + url.status().message()
                                       : std::string(" must be an http:// or https:// URL")) +
                       "; got '" + *topic + "'." + (looks_like_url ? "" : kSupported));
       return;

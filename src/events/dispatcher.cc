@@ -41,6 +41,7 @@
 #include <set>
 #include <thread>
 
+#include "base/http_url.h"
 #include "base/log.h"
 
 namespace magnetic::events {
@@ -62,81 +63,13 @@ int64_t wall_ms() {
       .count();
 }
 
-struct Url {
-  bool tls = false;
-  std::string host;  // without brackets
-  std::string port;
-  std::string target;  // path and query
-  std::string host_header;
-};
-
-Result<Url> parse_url(std::string_view url) {
-  for (char c : url) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return Status::invalid("webhook URL '" + std::string(url) +
-                             "' has a space or control character");
-    }
-  }
-  Url u;
-  std::string_view rest;
-  // The scheme is case-insensitive (RFC 3986 section 3.1), as the API takes it.
-  auto scheme_is = [&](std::string_view scheme) {
-    if (url.size() < scheme.size()) return false;
-    for (size_t i = 0; i < scheme.size(); ++i) {
-      if (std::tolower(static_cast<unsigned char>(url[i])) != scheme[i]) return false;
-    }
-    return true;
-  };
-  if (scheme_is("https://")) {
-    u.tls = true;
-    rest = url.substr(8);
-  } else if (scheme_is("http://")) {
-    rest = url.substr(7);
-  } else {
+// The destination's URL, parsed by the grammar the API checked it with.
+Result<HttpUrl> parse_url(std::string_view url) {
+  auto u = parse_http_url(url);
+  if (!u) {
     return Status::invalid("webhook URL '" + std::string(url) +
-                           "' must start with http:// or https://");
+                           "' is not usable: " + u.status().message());
   }
-  size_t end = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, end);
-  std::string_view tail = end == std::string_view::npos ? std::string_view() : rest.substr(end);
-  if (size_t hash = tail.find('#'); hash != std::string_view::npos) tail = tail.substr(0, hash);
-  if (authority.find('@') != std::string_view::npos) {
-    return Status::invalid("webhook URL '" + std::string(url) +
-                           "' has user info; put credentials in the path or rely on the signature");
-  }
-  std::string_view port;
-  if (authority.starts_with("[")) {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      return Status::invalid("webhook URL '" + std::string(url) + "' has an unclosed '['");
-    }
-    u.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') {
-        return Status::invalid("webhook URL '" + std::string(url) + "' has text after ']'");
-      }
-      port = after.substr(1);
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    u.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (u.host.empty()) return Status::invalid("webhook URL '" + std::string(url) + "' has no host");
-  if (!port.empty() || authority.ends_with(":")) {
-    bool digits = !port.empty() && port.size() <= 5;
-    for (char c : port) digits = digits && c >= '0' && c <= '9';
-    if (!digits || std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535) {
-      return Status::invalid("webhook URL '" + std::string(url) + "' has a bad port '" +
-                             std::string(port) + "'");
-    }
-    u.port = std::string(port);
-  } else {
-    u.port = u.tls ? "443" : "80";
-  }
-  u.target = tail.empty() || tail[0] == '?' ? "/" + std::string(tail) : std::string(tail);
-  u.host_header = std::string(authority);
   return u;
 }
 
@@ -393,7 +326,7 @@ struct Dispatcher::Impl {
 
   // The stream goes into `conn` before each step, so that stop() closing the connection also
   // ends a connect or handshake under way.
-  awaitable<Status> connect(Connection& conn, const Url& url) {
+  awaitable<Status> connect(Connection& conn, const HttpUrl& url) {
     boost::system::error_code ec;
     tcp::resolver resolver(io);
     auto endpoints =
@@ -451,7 +384,7 @@ struct Dispatcher::Impl {
     co_return Status::permanent(text);
   }
 
-  awaitable<Status> post(Connection& conn, const Url& url, const PendingDelivery& ev) {
+  awaitable<Status> post(Connection& conn, const HttpUrl& url, const PendingDelivery& ev) {
     if (!conn.open()) {
       Status s = co_await connect(conn, url);
       if (!s) co_return s;
@@ -538,11 +471,6 @@ std::string webhook_signature(std::string_view secret, std::string_view timestam
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
   return "v1=" + hex(mac, len);
-}
-
-Status validate_webhook_url(std::string_view url) {
-  auto u = parse_url(url);
-  return u ? Status::ok() : u.status();
 }
 
 std::chrono::milliseconds retry_delay(const DispatcherOptions& options, int failed_attempts) {

@@ -89,10 +89,6 @@ class Dispatcher {
 std::string webhook_signature(std::string_view secret, std::string_view timestamp,
                               std::string_view body);
 
-// A webhook URL the dispatcher can use: http:// or https://, a host, an optional port, no user
-// info. The error says what is wrong with it.
-Status validate_webhook_url(std::string_view url);
-
 // The delay before the next attempt after `failed_attempts` failures, without jitter.
 std::chrono::milliseconds retry_delay(const DispatcherOptions& options, int failed_attempts);
 
