@@ -99,6 +99,9 @@ class Engine {
               double duration_ms, const std::string& mx);
   void record_failed(const spool::Claimed& r, const std::string& error);
   void push(spool::Outcome o, Disposition d);
+  void suspend(const std::string& domain, const smtp::Reply& reply, const feedback::Verdict& v,
+               const std::string& mx, bool attempted);
+  void postpone(const spool::Claimed& r, Clock::time_point until);
   bool route_claimed(std::vector<spool::Claimed>& claimed);
   void flush_outcomes();
   void show_progress(bool final_line);
@@ -166,7 +169,9 @@ void Engine::record(const spool::Claimed& r, const feedback::Verdict& v, const s
       thread_local std::mt19937_64 rng{std::random_device{}()};
       double u = std::uniform_real_distribution<double>(0, 1)(rng);
       o.next_attempt_ms = now + retry_.delay_after(o.attempts, u).count();
-      if (retry_.expired(o.first_attempt_ms, o.next_attempt_ms)) {
+      if (v.action == feedback::Action::kSuspendSource)
+        o.next_attempt_ms = std::max(o.next_attempt_ms, now + settings_.suspend_for.count());
+      if (retry_.expired(queue::RetrySchedule::age_origin(r, now), o.next_attempt_ms)) {
         o.state = RecipientState::kExpired;
         bounced_.fetch_add(1);
       } else {
@@ -180,6 +185,42 @@ void Engine::record(const spool::Claimed& r, const feedback::Verdict& v, const s
       now,      campaign_id_, r.message_id, r.email,     r.row, spool::state_name(o.state),
       o.reason, o.reply,      o.attempts,   duration_ms, mx};
   push(std::move(o), std::move(d));
+}
+
+// The receiver refuses our egress source: the domain rests for suspend_for. Recipients waiting
+// for it are deferred to then: with this reply when the refusal came at connection time (they
+// were attempted with it), without an attempt otherwise.
+void Engine::suspend(const std::string& domain, const smtp::Reply& reply,
+                     const feedback::Verdict& v, const std::string& mx, bool attempted) {
+  auto until = Clock::now() + settings_.suspend_for;
+  auto waiting = scheduler_.suspend(domain, until);
+  log_->warn(
+      "{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} waiting "
+      "recipient(s) deferred",
+      domain, v.reason, reply.to_string(),
+      std::chrono::duration_cast<std::chrono::seconds>(settings_.suspend_for).count(),
+      waiting.size());
+  for (const auto& r : waiting) {
+    if (attempted) {
+      record(r, v, reply, 0, mx);
+    } else {
+      postpone(r, until);
+    }
+  }
+}
+
+void Engine::postpone(const spool::Claimed& r, Clock::time_point until) {
+  int64_t now = wall_ms();
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+  spool::Outcome o = retry_.postponed(r, now, now + wait.count());
+  if (o.state == RecipientState::kExpired) {
+    bounced_.fetch_add(1);
+    push(o, {now, campaign_id_, r.message_id, r.email, r.row, "expired", o.reason, o.reply,
+             r.attempts, 0, ""});
+    return;
+  }
+  std::lock_guard<std::mutex> lock(out_mu_);
+  outcomes_.push_back(std::move(o));
 }
 
 void Engine::record_failed(const spool::Claimed& r, const std::string& error) {
@@ -221,7 +262,11 @@ asio::awaitable<void> Engine::session(std::string domain, std::vector<dns::Targe
                    v.action == feedback::Action::kBounce ? "bounced" : "deferred and retried");
       }
     }
-    for (auto& r : scheduler_.connection_failed(domain)) record(r, v, opened, 0, where);
+    if (v.action == feedback::Action::kSuspendSource) {
+      suspend(domain, opened, v, where, /*attempted=*/true);
+    } else {
+      for (auto& r : scheduler_.connection_failed(domain)) record(r, v, opened, 0, where);
+    }
     scheduler_.session_closed(domain);
     co_return;
   }
@@ -263,12 +308,9 @@ asio::awaitable<void> Engine::session(std::string domain, std::vector<dns::Targe
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     record(*task, v, reply, ms, mx);
     if (v.action == feedback::Action::kDelivered) scheduler_.delivered(domain);
-    // TODO: a one-shot run has no suspension of the egress source (magnetic serve has, see
-    // service/delivery.cc): a refusal of the source is retried on the retry schedule with the
-    // path slowed, as a rate complaint is.
-    if (v.action == feedback::Action::kRetryAndThrottle ||
-        v.action == feedback::Action::kSuspendSource)
-      scheduler_.slow_down(domain);
+    if (v.action == feedback::Action::kSuspendSource)
+      suspend(domain, reply, v, mx, /*attempted=*/false);
+    if (v.action == feedback::Action::kRetryAndThrottle) scheduler_.slow_down(domain);
     idle_since = Clock::now();
     if (!client.usable() || v.close_connection) break;
   }
@@ -282,7 +324,12 @@ asio::awaitable<void> Engine::session(std::string domain, std::vector<dns::Targe
 bool Engine::route_claimed(std::vector<spool::Claimed>& claimed) {
   std::vector<spool::Claimed> keep;
   keep.reserve(claimed.size());
+  auto now = Clock::now();
   for (auto& r : claimed) {
+    if (auto until = scheduler_.suspended_until(r.domain, now)) {
+      postpone(r, *until);
+      continue;
+    }
     {
       std::lock_guard<std::mutex> lock(routes_mu_);
       if (routes_.count(r.domain)) {

@@ -38,6 +38,8 @@ struct SendSettings {
   std::chrono::milliseconds max_age{std::chrono::hours(4)};
   std::chrono::milliseconds retry_initial{std::chrono::minutes(1)};
   std::chrono::milliseconds slow_backoff{std::chrono::seconds(5)};
+  // Rest of a destination that refuses our egress source (a block list, no PTR, reputation).
+  std::chrono::milliseconds suspend_for{std::chrono::hours(1)};
   std::string dkim_domain, dkim_selector, dkim_key;
   std::string unsubscribe_url;
   std::string spool_path = "magnetic-spool.db";

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
 
   // send
   campaign::SendSettings send;
-  std::string rate, max_age, retry_initial, slow_backoff, tls = "opportunistic", auth;
+  std::string rate, max_age, retry_initial, slow_backoff, suspend_for, tls = "opportunistic", auth;
   bool print_json = false, no_progress = false;
   auto* s = app.add_subcommand("send", "send a campaign: a template to every recipient of a list");
   s->add_option("--template", send.template_path,
@@ -86,6 +86,9 @@ int main(int argc, char** argv) {
       ->check(check_duration);
   s->add_option("--slow-backoff", slow_backoff,
                 "pause of a domain that asked us to slow down (default 5s)")
+      ->check(check_duration);
+  s->add_option("--suspend-for", suspend_for,
+                "rest of a domain that refuses our sending IP or host (default 1h, at least 1s)")
       ->check(check_duration);
   s->add_option("--dkim-domain", send.dkim_domain, "DKIM d=");
   s->add_option("--dkim-selector", send.dkim_selector, "DKIM s=");
@@ -245,6 +248,13 @@ int main(int argc, char** argv) {
     if (!max_age.empty()) send.max_age = *parse_duration(max_age);
     if (!retry_initial.empty()) send.retry_initial = *parse_duration(retry_initial);
     if (!slow_backoff.empty()) send.slow_backoff = *parse_duration(slow_backoff);
+    if (!suspend_for.empty()) {
+      send.suspend_for = *parse_duration(suspend_for);
+      if (send.suspend_for < std::chrono::seconds(1)) {
+        std::cerr << "error: --suspend-for must be at least 1s\n";
+        return 2;
+      }
+    }
     send.tls = tls == "off"       ? smtp::TlsMode::kOff
                : tls == "require" ? smtp::TlsMode::kRequire
                                   : smtp::TlsMode::kOpportunistic;

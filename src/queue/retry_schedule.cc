@@ -12,4 +12,21 @@ std::chrono::milliseconds RetrySchedule::delay_after(int attempts, double random
   return std::chrono::milliseconds(static_cast<int64_t>(std::max(1.0, delay)));
 }
 
+spool::Outcome RetrySchedule::postponed(const spool::Claimed& r, int64_t now_ms,
+                                        int64_t until_ms) const {
+  spool::Outcome o;
+  o.id = r.id;
+  o.attempts = r.attempts;  // no attempt is made
+  o.first_attempt_ms = r.first_attempt_ms;
+  o.reason = "suspended";
+  o.reply = "not attempted: the destination refuses our egress source";
+  if (expired(age_origin(r, now_ms), std::max(until_ms, now_ms))) {
+    o.state = spool::RecipientState::kExpired;
+  } else {
+    o.state = spool::RecipientState::kDeferred;
+    o.next_attempt_ms = std::max(until_ms, now_ms);
+  }
+  return o;
+}
+
 }  // namespace magnetic::queue

@@ -1,11 +1,14 @@
 // Retry schedule for deferred recipients: exponential from `initial`, multiplied by `factor`
-// after each attempt, capped at `max_delay`; a recipient whose first attempt is older than
-// `max_age` expires instead of being retried. Jitter (a fraction of the delay, drawn at random)
+// after each attempt, capped at `max_delay`; a recipient older than `max_age` (from its message's
+// acceptance where that is known, as Postfix's maximal_queue_lifetime counts from arrival)
+// expires instead of being retried. Jitter (a fraction of the delay, drawn at random)
 // keeps recipients deferred together from coming back together.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+
+#include "spool/spool.h"
 
 namespace magnetic::queue {
 
@@ -25,6 +28,17 @@ struct RetrySchedule {
   bool expired(int64_t since_ms, int64_t next_ms) const {
     return next_ms - since_ms > max_age.count();
   }
+
+  // Where a recipient's age counts from: its message's acceptance, else its first attempt, else
+  // now.
+  static int64_t age_origin(const spool::Claimed& r, int64_t now_ms) {
+    if (r.accepted_ms) return r.accepted_ms;
+    return r.first_attempt_ms ? r.first_attempt_ms : now_ms;
+  }
+
+  // The outcome of a recipient claimed while its destination is suspended until until_ms: deferred
+  // to then without an attempt (reason "suspended"), or expired now when then is past its age.
+  spool::Outcome postponed(const spool::Claimed& r, int64_t now_ms, int64_t until_ms) const;
 };
 
 }  // namespace magnetic::queue

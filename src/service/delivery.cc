@@ -46,14 +46,6 @@ void lower_priority(int nice) {
   (void)::setpriority(PRIO_PROCESS, tid, std::min(nice, 19));
 }
 
-// Where a recipient's age (for max_age) counts from: its message's acceptance, as Postfix's
-// maximal_queue_lifetime counts from arrival; a recipient that somehow lacks it counts from its
-// first attempt, or from now.
-int64_t age_origin(const spool::Claimed& r, int64_t now) {
-  if (r.accepted_ms) return r.accepted_ms;
-  return r.first_attempt_ms ? r.first_attempt_ms : now;
-}
-
 }  // namespace
 
 struct DeliveryEngine::Impl {
@@ -277,7 +269,7 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
       o.next_attempt_ms = now + retry.delay_after(o.attempts, u).count();
       if (v.action == feedback::Action::kSuspendSource)
         o.next_attempt_ms = std::max(o.next_attempt_ms, now + options.suspend_for.count());
-      if (retry.expired(age_origin(r, now), o.next_attempt_ms)) {
+      if (retry.expired(queue::RetrySchedule::age_origin(r, now), o.next_attempt_ms)) {
         o.state = RecipientState::kExpired;
         stats.expired.fetch_add(1);
       } else {
@@ -327,31 +319,17 @@ void DeliveryEngine::Impl::suspend(const std::string& domain, const smtp::Reply&
 
 void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point until) {
   int64_t now = wall_ms();
-  int64_t wait_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
-  spool::Outcome o;
-  o.id = r.id;
-  o.state = RecipientState::kDeferred;
-  o.attempts = r.attempts;  // no attempt was made
-  o.first_attempt_ms = r.first_attempt_ms;
-  o.next_attempt_ms = now + std::max<int64_t>(wait_ms, 0);
-  o.reason = "suspended";
-  o.reply = "not attempted: the destination refuses our egress source";
-  // The age limit holds while the destination rests: a recipient whose next chance comes too
-  // late expires now, as it would at an attempt, and its Transient bounce is published.
-  if (retry.expired(age_origin(r, now), o.next_attempt_ms)) {
-    o.state = RecipientState::kExpired;
-    o.next_attempt_ms = 0;
-    stats.expired.fetch_add(1);
-    campaign::Disposition d{now,      "",      r.message_id, r.email, 0, "expired",
-                            o.reason, o.reply, r.attempts,   0,       ""};
-    std::lock_guard<std::mutex> lock(out_mu);
-    if (listener) attempts.push_back(Attempt{r, o, smtp::Reply{}, ""});
-    outcomes.push_back(std::move(o));
-    records.push_back(std::move(d));
-    return;
-  }
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+  spool::Outcome o = retry.postponed(r, now, now + wait.count());
   std::lock_guard<std::mutex> lock(out_mu);
+  if (o.state == RecipientState::kExpired) {
+    // The age limit holds while the destination rests: expired now, as at an attempt, with its
+    // Transient bounce published.
+    stats.expired.fetch_add(1);
+    records.push_back(
+        {now, "", r.message_id, r.email, 0, "expired", o.reason, o.reply, r.attempts, 0, ""});
+    if (listener) attempts.push_back(Attempt{r, o, smtp::Reply{}, ""});
+  }
   outcomes.push_back(std::move(o));
 }
 

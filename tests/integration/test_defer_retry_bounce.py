@@ -100,7 +100,32 @@ def main():
         h.check(all(l["reason"] == "networkerror" for l in log), "reason networkerror")
         h.check("refused" in log[0]["reply"].lower(), f"reply says why: {log[0]['reply']!r}")
         print(f"unreachable relay: 5 expired after {len(log)} attempts, warning: {[l for l in err.splitlines() if 'cannot deliver' in l][0]}")
-    print("4 passed, 0 failed")
+
+        # Regression (one_shot_send_has_no_suspension): a refusal of our egress source rests the
+        # destination. One session: the first recipient's refusal suspends retry.example for 2 s;
+        # the others are not attempted, and expire at once because the end of the rest is past
+        # --max-age (1 s). Without the suspension all five would be attempted.
+        md = os.path.join(work, "md-blocked")
+        sink, port = h.start_sink(md, ["--rcpt-code", "554", "--rcpt-text",
+                                       "5.7.1 Service unavailable; client host [127.0.0.1] blocked using a block list"])
+        rc, rep, log, out, err = send(work, "blocked", port, 5, "--suspend-for", "2s", "--max-age", "1s",
+                                     "--domain-connections", "1")
+        h.check_eq(rc, 0, f"exit code (stderr: {err})")
+        h.check_eq((rep["expired"], rep["bounced"], rep["delivered"]), (5, 0, 0), "expired, bounced, delivered")
+        got = sorted((l["status"], l["reason"], l["attempt"]) for l in log)
+        h.check_eq(got, [("expired", "blocked", 1)] + [("expired", "suspended", 0)] * 4,
+                   "dispositions: one attempt, four never attempted")
+        h.check("refuses our egress source" in err, f"the suspension in the log: {err}")
+        h.check_eq(len(h.maildir_messages(md)), 0, "messages at the sink")
+        sink.terminate()
+        print("blocked: one attempt, the destination suspended, four expired unattempted")
+        rc, _, err = h.magnetic("send", "--template", os.path.join(work, "t.json"), "--recipients",
+                                os.path.join(work, "blocked.csv"), "--from", "a@example.com",
+                                "--relay", f"127.0.0.1:{port}", "--suspend-for", "500ms",
+                                "--spool", os.path.join(work, "x.db"))
+        h.check_eq((rc, err.strip().splitlines()[-1]), (2, "error: --suspend-for must be at least 1s"),
+                   "--suspend-for below 1s")
+    print("5 passed, 0 failed")
 
 
 main()
