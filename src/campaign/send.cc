@@ -194,19 +194,9 @@ void Engine::suspend(const std::string& domain, const smtp::Reply& reply,
                      const feedback::Verdict& v, const std::string& mx, bool attempted) {
   auto until = Clock::now() + settings_.suspend_for;
   auto waiting = scheduler_.suspend(domain, until);
-  log_->warn(
-      "{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} waiting "
-      "recipient(s) deferred",
-      domain, v.reason, reply.to_string(),
-      std::chrono::duration_cast<std::chrono::seconds>(settings_.suspend_for).count(),
-      waiting.size());
-  for (const auto& r : waiting) {
-    if (attempted) {
-      record(r, v, reply, 0, mx);
-    } else {
-      postpone(r, until);
-    }
-  }
+  log_->warn("{}", queue::suspension_note(domain, v.reason, reply.to_string(),
+                                          settings_.suspend_for, waiting.size()));
+  for (const auto& r : waiting) attempted ? record(r, v, reply, 0, mx) : postpone(r, until);
 }
 
 void Engine::postpone(const spool::Claimed& r, Clock::time_point until) {

@@ -174,4 +174,13 @@ int Scheduler::session_limit(const std::string& name) const {
   return it == domains_.end() ? options_.domain_connections : it->second.limit;
 }
 
+std::string suspension_note(const std::string& domain, const std::string& reason,
+                            const std::string& reply, std::chrono::milliseconds rest,
+                            size_t waiting) {
+  return domain + ": the receiver refuses our egress source (" + reason + ": " + reply +
+         "); no mail to it for " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(rest).count()) + " s, " +
+         std::to_string(waiting) + " waiting recipient(s) deferred";
+}
+
 }  // namespace magnetic::queue

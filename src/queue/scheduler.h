@@ -101,4 +101,10 @@ class Scheduler {
   int active_ = 0;
 };
 
+// The log line of a suspension: the domain, why (class and reply), how long, how many waiting
+// recipients were deferred.
+std::string suspension_note(const std::string& domain, const std::string& reason,
+                            const std::string& reply, std::chrono::milliseconds rest,
+                            size_t waiting);
+
 }  // namespace magnetic::queue

@@ -302,19 +302,9 @@ void DeliveryEngine::Impl::suspend(const std::string& domain, const smtp::Reply&
                                    bool attempted) {
   auto until = Clock::now() + options.suspend_for;
   auto waiting = scheduler.suspend(domain, until);
-  log->warn(
-      "{}: the receiver refuses our egress source ({}: {}); no mail to it for {} s, {} "
-      "waiting recipient(s) deferred",
-      domain, v.reason, reply.to_string(),
-      std::chrono::duration_cast<std::chrono::seconds>(options.suspend_for).count(),
-      waiting.size());
-  for (const auto& r : waiting) {
-    if (attempted) {
-      record(r, v, reply, 0, mx);
-    } else {
-      postpone(r, until);
-    }
-  }
+  log->warn("{}", queue::suspension_note(domain, v.reason, reply.to_string(), options.suspend_for,
+                                         waiting.size()));
+  for (const auto& r : waiting) attempted ? record(r, v, reply, 0, mx) : postpone(r, until);
 }
 
 void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point until) {

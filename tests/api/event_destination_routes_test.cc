@@ -285,27 +285,13 @@ TEST_F(EventDestinationRoutes, WebhookUrls) {
   struct Bad {
     std::string url, why;
   };
+  // The grammar is base/http_url's (tests/base/http_url_test.cc has every case); a few show
+  // that its phrase reaches the caller.
   for (const Bad& b : std::vector<Bad>{
            {"ftp://a.test/", "it must start with http:// or https://"},
            {"http://user:pw@a.test/", "it must not hold a user name or password"},
-           {"http://@a.test/", "it must not hold a user name or password"},
-           {"http:///path", "it has no host"},
-           {"http://a..test/", "its host has an empty label"},
-           {"http://a.test./", "its host has an empty label"},
-           {"http://a_b.test/", "its host may hold only letters, digits, '-' and '.'"},
-           {"http://a.test:0/", "its port must be a number from 1 to 65535"},
            {"http://a.test:65536/", "its port must be a number from 1 to 65535"},
-           {"http://a.test:8x/", "its port must be a number from 1 to 65535"},
-           {"http://a.test:/", "its port is empty"},
-           {"http://[::1/", "its IPv6 address has no closing ']'"},
-           {"http://[zz::1]/", "its host is not an IPv6 address"},
-           {"http://[::1]x/", "its host is followed by something other than a port"},
            {"http://a.test/p#frag", "it must not have a fragment ('#')"},
-           {"http://a.test/a b",
-            "its path or query holds a character that must be percent-encoded"},
-           {"http://a.test/%zz", "it has a '%' that is not followed by two hex digits"},
-           {"http://a.test/\"x\"",
-            "its path or query holds a character that must be percent-encoded"},
        }) {
     expect_bad(create(webhook(b.url), "x"),
                field + " is not a usable webhook URL: " + b.why + "; got '" + b.url + "'.");
