@@ -555,6 +555,19 @@ bool permanent_of(const FeedbackEntry& e, bool default_permanent) {
   return default_permanent;
 }
 
+// One whole address, in one optional pair of angle brackets; lower case. See dsn_address.
+Result<std::string> whole_address(std::string_view value) {
+  std::string_view v = trim(value);
+  if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+  // A utf-8 address (RFC 6533) may have a UTF-8 local part; plain rfc822 ones are refused by
+  // the grammar if they are not ASCII, which is what an invalid one is.
+  mail::AddressOptions options;
+  options.smtputf8 = true;
+  auto mailbox = mail::parse_address(v, options);
+  if (!mailbox) return mailbox.status();
+  return lower(mailbox->address());
+}
+
 // The one address a DSN recipient field names: "rfc822; jane@example.com" (RFC 3464 2.3.2:
 // address-type ";" address). The address is taken whole with the RFC 5321 grammar, a quoted
 // local part included ("\"jane doe\"@example.com"); one pair of angle brackets around it is
@@ -573,14 +586,7 @@ Result<std::string> dsn_address(std::string_view value) {
     });
     if (atom) v = trim(v.substr(semi + 1));
   }
-  if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
-  // A utf-8 address (RFC 6533) may have a UTF-8 local part; plain rfc822 ones are refused by
-  // the grammar if they are not ASCII, which is what an invalid one is.
-  mail::AddressOptions options;
-  options.smtputf8 = true;
-  auto mailbox = mail::parse_address(v, options);
-  if (!mailbox) return mailbox.status();
-  return lower(mailbox->address());
+  return whole_address(v);
 }
 
 // DSN fields, in a message/delivery-status part or pasted into text. A recipient block that
@@ -1103,9 +1109,17 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
         else if (f.name == "source-ip")
           report.source_ip = std::string(trim(f.value.substr(0, f.value.find(' '))));
         else if (f.name == "original-rcpt-to") {
-          std::string a = first_address(f.value);
-          if (!a.empty()) rcpts.push_back(a);
-          from_field = true;
+          // RFC 5965 3.2: one addr-spec per field (no address type), read whole as a DSN
+          // recipient is; a value that is not one address is left out with a note, never
+          // searched for a piece.
+          auto a = whole_address(f.value);
+          if (a) {
+            if (rcpts.size() < kMaxEntries) rcpts.push_back(std::move(a).value());
+            from_field = true;
+          } else {
+            report.notes.push_back("Original-Rcpt-To '" + printable(f.value) +
+                                   "' is not one address (" + a.status().message() + "): left out");
+          }
         }
       }
     }

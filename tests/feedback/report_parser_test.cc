@@ -573,6 +573,60 @@ TEST(ReportParserRegression, dsn_invalid_recipient_is_not_read_as_another_addres
                                      "address (local part contains ';', which needs quoting)"});
 }
 
+// An ARF report whose Original-Rcpt-To fields are the given lines, about a message to
+// returned-to@example.com.
+std::string arf_with_rcpt_to(const std::string& fields) {
+  return "From: abuse@isp.example\n"
+         "To: fbl@bounces.test\n"
+         "Subject: complaint\n"
+         "MIME-Version: 1.0\n"
+         "Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\n"
+         "\n"
+         "--b\n"
+         "Content-Type: text/plain\n"
+         "\n"
+         "A complaint.\n"
+         "--b\n"
+         "Content-Type: message/feedback-report\n"
+         "\n"
+         "Feedback-Type: abuse\n"
+         "User-Agent: isp-fbl/1.0\n"
+         "Version: 1\n" +
+         fields +
+         "\n"
+         "--b\n"
+         "Content-Type: text/rfc822-headers\n"
+         "\n"
+         "From: news@sender.example\n"
+         "To: returned-to@example.com\n"
+         "Message-ID: <m1@sender.example>\n"
+         "\n"
+         "--b--\n";
+}
+
+TEST(ReportParserRegression, arf_original_rcpt_to_is_read_whole) {
+  // One address per field, quoted local parts and angle brackets included.
+  auto r = parse_feedback(arf_with_rcpt_to(
+      "Original-Rcpt-To: \"Jane Doe\"@Example.com\nOriginal-Rcpt-To: <bob@example.com>\n"));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kComplaint);
+  ASSERT_EQ(r->entries.size(), 2u);
+  EXPECT_EQ(r->entries[0].recipient, "\"jane doe\"@example.com");
+  EXPECT_EQ(r->entries[1].recipient, "bob@example.com");
+  EXPECT_TRUE(r->notes.empty());
+
+  // A value that is not one address is not searched for an address-shaped piece (that piece
+  // would be somebody else, complained about and suppressed): it is left out with a note, and
+  // the returned message's To stands in.
+  r = parse_feedback(arf_with_rcpt_to("Original-Rcpt-To: x;victim@example.com\n"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "returned-to@example.com");
+  EXPECT_EQ(r->notes, std::vector<std::string>{
+                          "Original-Rcpt-To 'x;victim@example.com' is not one address (local part "
+                          "contains ';', which needs quoting): left out"});
+}
+
 TEST(ReportParserRegression, dsn_failed_with_success_status_is_not_a_bounce) {
   for (const char* action : {"failed", "delayed"}) {
     auto r = parse_feedback(one_block_dsn("Final-Recipient: rfc822; fine@example.com\n", action,
