@@ -804,6 +804,17 @@ std::string json_string(const nlohmann::json& j, const char* key) {
 }
 
 // Entries of an SES Bounce, Delivery or Complaint notification; false when `j` is none.
+// A recipient of an SES notification: an address, or a mailbox with a display name ("Jane
+// <jane@example.com>"), read whole; lower case, or "" with a note when it is neither.
+std::string ses_address(const std::string& value, FeedbackReport& report) {
+  auto mailbox = mail::parse_mailbox(value);
+  if (mailbox) return lower(mailbox->address());
+  report.notes.push_back("recipient '" + printable(value) +
+                         "' of the SES notification is not one address (" +
+                         mailbox.status().message() + "): left out");
+  return "";
+}
+
 bool read_ses(const nlohmann::json& j, FeedbackReport& report) {
   std::string type = json_string(j, "notificationType");
   auto section = [&](const char* key) {
@@ -818,7 +829,7 @@ bool read_ses(const nlohmann::json& j, FeedbackReport& report) {
     for (const auto& r : *list) {
       if (!r.is_object()) continue;
       FeedbackEntry e;
-      e.recipient = first_address(json_string(r, "emailAddress"));
+      e.recipient = ses_address(json_string(r, "emailAddress"), report);
       if (e.recipient.empty()) continue;
       e.action = lower(json_string(r, "action"));
       e.diagnostic = std::string(strip_type(json_string(r, "diagnosticCode")));
@@ -840,7 +851,7 @@ bool read_ses(const nlohmann::json& j, FeedbackReport& report) {
     for (const auto& r : *list) {
       if (!r.is_string()) continue;
       FeedbackEntry e;
-      e.recipient = first_address(r.get<std::string>());
+      e.recipient = ses_address(r.get<std::string>(), report);
       if (e.recipient.empty()) continue;
       e.action = "delivered";
       e.diagnostic = json_string(delivery, "smtpResponse");
@@ -860,7 +871,7 @@ bool read_ses(const nlohmann::json& j, FeedbackReport& report) {
     for (const auto& r : *list) {
       if (!r.is_object()) continue;
       FeedbackEntry e;
-      e.recipient = first_address(json_string(r, "emailAddress"));
+      e.recipient = ses_address(json_string(r, "emailAddress"), report);
       if (e.recipient.empty()) continue;
       e.reason = "feedback";
       e.feedback_type = report.feedback_type;

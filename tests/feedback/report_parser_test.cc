@@ -627,6 +627,36 @@ TEST(ReportParserRegression, arf_original_rcpt_to_is_read_whole) {
                           "contains ';', which needs quoting): left out"});
 }
 
+TEST(ReportParserRegression, ses_notification_recipient_is_read_whole) {
+  auto notification = [](const std::string& a, const std::string& b) {
+    return "From: no-reply@sns.example\n"
+           "Subject: AWS Notification Message\n"
+           "Content-Type: text/plain; charset=UTF-8\n"
+           "\n"
+           "{\"notificationType\":\"Complaint\",\"complaint\":{\"complainedRecipients\":["
+           "{\"emailAddress\":\"" +
+           a + "\"},{\"emailAddress\":\"" + b + "\"}]}}\n";
+  };
+  auto r = parse_feedback(notification("Jane Doe <Jane@Example.com>", "bob@example.com"));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kComplaint);
+  ASSERT_EQ(r->entries.size(), 2u);
+  EXPECT_EQ(r->entries[0].recipient, "jane@example.com");
+  EXPECT_EQ(r->entries[1].recipient, "bob@example.com");
+  EXPECT_TRUE(r->notes.empty());
+  // Two addresses in one value: neither is taken, the other recipient still is.
+  r = parse_feedback(notification("evil@example.com,victim@example.com", "bob@example.com"));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "bob@example.com");
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_EQ(r->notes[0].rfind("recipient 'evil@example.com,victim@example.com' of the SES "
+                              "notification is not one address (",
+                              0),
+            0u)
+      << r->notes[0];
+}
+
 TEST(ReportParserRegression, dsn_failed_with_success_status_is_not_a_bounce) {
   for (const char* action : {"failed", "delayed"}) {
     auto r = parse_feedback(one_block_dsn("Final-Recipient: rfc822; fine@example.com\n", action,
