@@ -91,7 +91,8 @@ struct DeliveryEngine::Impl {
   // DATA concerns the recipient it answered, and the others wait unattempted.
   void suspend(const std::string& domain, const smtp::Reply& reply, const feedback::Verdict& v,
                const std::string& mx, bool attempted);
-  // Defers a recipient of a suspended domain to the suspension's end without an attempt.
+  // Defers a recipient of a suspended domain to the suspension's end without an attempt; the
+  // listener hears of it with the refusal that suspended the domain (a DeliveryDelay event).
   void postpone(const spool::Claimed& r, Clock::time_point until);
   bool route_claimed(std::vector<spool::Claimed>& claimed);
   void flush_outcomes();
@@ -118,6 +119,9 @@ struct DeliveryEngine::Impl {
   campaign::DispositionLog dispositions;
   bool log_open = false;
   DeliveryStats stats;
+
+  std::mutex suspension_mu;
+  std::map<std::string, smtp::Reply> suspension_reply;  // the refusal behind each suspension
 
   std::mutex routes_mu;
   std::map<std::string, std::vector<dns::Target>> routes;
@@ -301,6 +305,10 @@ void DeliveryEngine::Impl::suspend(const std::string& domain, const smtp::Reply&
                                    const feedback::Verdict& v, const std::string& mx,
                                    bool attempted) {
   auto until = Clock::now() + options.suspend_for;
+  {
+    std::lock_guard<std::mutex> lock(suspension_mu);
+    suspension_reply[domain] = reply;
+  }
   auto waiting = scheduler.suspend(domain, until);
   log->warn("{}", queue::suspension_note(domain, v.reason, reply.to_string(), options.suspend_for,
                                          waiting.size()));
@@ -311,6 +319,12 @@ void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point u
   int64_t now = wall_ms();
   auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
   spool::Outcome o = retry.postponed(r, now, now + wait.count());
+  smtp::Reply refusal;
+  {
+    std::lock_guard<std::mutex> lock(suspension_mu);
+    if (auto it = suspension_reply.find(r.domain); it != suspension_reply.end())
+      refusal = it->second;
+  }
   std::lock_guard<std::mutex> lock(out_mu);
   if (o.state == RecipientState::kExpired) {
     // The age limit holds while the destination rests: expired now, as at an attempt, with its
@@ -319,6 +333,9 @@ void DeliveryEngine::Impl::postpone(const spool::Claimed& r, Clock::time_point u
     records.push_back(
         {now, "", r.message_id, r.email, 0, "expired", o.reason, o.reply, r.attempts, 0, ""});
     if (listener) attempts.push_back(Attempt{r, o, smtp::Reply{}, ""});
+  } else if (listener) {
+    // Delayed: a DeliveryDelay (IPFailure) quoting the refusal that suspended the destination.
+    attempts.push_back(Attempt{r, o, refusal, ""});
   }
   outcomes.push_back(std::move(o));
 }

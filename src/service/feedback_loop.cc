@@ -53,6 +53,8 @@ std::string status_or_class(const std::string& status, int code, bool permanent)
 
 // SES DeliveryDelay delayType for a deferral.
 std::string delay_type(const std::string& reason, const smtp::Reply& r, const std::string& mx) {
+  // Not attempted: its destination is suspended for refusing our egress source.
+  if (reason == "suspended") return "IPFailure";
   if (mx.empty() || r.no_reply()) return "TransientCommunicationFailure";
   if (reason == "mailboxfull") return "MailboxFull";
   if (reason == "spamdetected" || reason == "contenterror") return "SpamDetected";

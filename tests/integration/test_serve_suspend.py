@@ -21,6 +21,17 @@ SUSPEND_S = 3
 
 
 
+def add_hook(api, types):
+    """Configuration set "news" with a webhook destination for `types`; returns the receiver."""
+    api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "news"})
+    receiver = h.WebhookReceiver().start()
+    api.ok("POST", "/v2/email/configuration-sets/news/event-destinations", {
+        "EventDestinationName": "hook",
+        "EventDestination": {"Enabled": True, "MatchingEventTypes": types,
+                             "SnsDestination": {"TopicArn": receiver.url()}}})
+    return receiver
+
+
 def when(line):
     return datetime.datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
@@ -41,7 +52,8 @@ def main():
     p, ports = h.start_serve_ports(data, routes=[("blocked.test", port)], extra=["--config", cfg])
     api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
-    set_name = None
+    receiver = add_hook(api, ["DELIVERY_DELAY"])
+    set_name = "news"
 
     def send(to):
         body = {
@@ -70,7 +82,16 @@ def main():
     r = api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", "a@blocked.test"))
     h.check_eq(r.status, 404, "a recipient refused for our source is not suppressed")
     print(f"suspended: the second message waited {waited:.2f} s (suspend_for {SUSPEND_S} s)")
+    # The second message, held back unattempted, is published as delayed for our IP, quoting the
+    # refusal that suspended its destination (SES's IPFailure).
+    delays = h.wait_for(lambda: [e["deliveryDelay"] for _, e in receiver.events()
+                                 if e["mail"]["messageId"] == second], "the second message's DeliveryDelay")
+    h.check_eq((delays[0]["delayType"], delays[0]["delayedRecipients"]),
+               ("IPFailure", [{"emailAddress": "b@blocked.test", "status": "5.7.1",
+                               "diagnosticCode": "smtp; 554 " + REFUSAL}]),
+               "the DeliveryDelay of a recipient held back by the suspension")
     h.stop_serve(p, data)
+    receiver.stop()
 
     # Regression (max_age_ignored_while_suspended): with suspend_for longer than max_age, a
     # recipient claimed during the suspension expires at once rather than go out after its age.
@@ -83,13 +104,7 @@ def main():
     data = data2
     api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
-    api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "news"})
-    receiver = h.WebhookReceiver().start()
-    api.ok("POST", "/v2/email/configuration-sets/news/event-destinations", {
-        "EventDestinationName": "hook",
-        "EventDestination": {"Enabled": True, "MatchingEventTypes": ["BOUNCE"],
-                             "SnsDestination": {"TopicArn": receiver.url()}}})
-    set_name = "news"
+    receiver = add_hook(api, ["BOUNCE"])
     first = send("c@blocked.test")
     got = h.wait_for(lambda: lines(first), "the attempt of c@blocked.test")
     h.check_eq((got[0]["status"], got[0]["reason"]), ("expired", "blocked"),
