@@ -1124,9 +1124,9 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
           // recipient is; a value that is not one address is left out with a note, never
           // searched for a piece.
           auto a = whole_address(f.value);
+          from_field = true;
           if (a) {
             if (rcpts.size() < kMaxEntries) rcpts.push_back(std::move(a).value());
-            from_field = true;
           } else {
             report.notes.push_back("Original-Rcpt-To '" + printable(f.value) +
                                    "' is not one address (" + a.status().message() + "): left out");
@@ -1134,15 +1134,20 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
         }
       }
     }
-    if (rcpts.empty()) {
-      std::string a = first_address(header_value(parts.returned_headers, "To"));
-      if (!a.empty()) rcpts.push_back(a);
+    if (rcpts.empty() && from_field) {
+      // Named, but unreadable: no stand-in, and not "names nobody" either.
+      report.recipients_unreadable = true;
+    } else if (rcpts.empty()) {
+      // No Original-Rcpt-To: the returned message's To, when it is one mailbox read whole (a
+      // list does not say which of its recipients complained).
+      if (auto to = mail::parse_mailbox(header_value(parts.returned_headers, "To")))
+        rcpts.push_back(lower(to->address()));
     }
     if (report.feedback_type.empty()) report.feedback_type = "other";
     for (const auto& a : rcpts) {
       FeedbackEntry e;
       e.recipient = a;
-      if (from_field) e.original_recipient = a;
+      if (from_field) e.original_recipient = a;  // else the returned To
       e.reason = "feedback";
       e.feedback_type = report.feedback_type;
       report.entries.push_back(std::move(e));

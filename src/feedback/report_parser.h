@@ -68,6 +68,9 @@ struct FeedbackReport {
   // cut short (see kMaxBoundaryLines), a recipient field that is not one address, an entry whose
   // Action and Status disagree. Empty for an ordinary report.
   std::vector<std::string> notes;
+  // The report named its recipients and none of them could be read (every Original-Rcpt-To
+  // refused): it is not a report that names nobody, which concerns every recipient.
+  bool recipients_unreadable = false;
 };
 
 // A message is read up to the line that would open its kMaxBoundaryLines-th MIME part (a line

@@ -237,7 +237,14 @@ Result<std::string> parse_display_name(std::string_view text) {
     }
     size_t j = text.find('"', i);
     if (j == std::string_view::npos) j = text.size();
-    name.append(decode_words(text.substr(i, j - i)));
+    // Outside quotes a name is words (RFC 5322 phrase, '.' allowed as obs-phrase does): a
+    // special there is another address or a list, not a name ("a@x <b@y>", "A <a@x>, B").
+    std::string_view words = text.substr(i, j - i);
+    if (size_t k = words.find_first_of("<>@,;:[]()\\"); k != std::string_view::npos) {
+      return Status::invalid(std::string("display name has '") + words[k] +
+                             "' outside quotes (quote the name)");
+    }
+    name.append(decode_words(words));
     i = j;
   }
   return name;
@@ -329,9 +336,20 @@ Result<Mailbox> parse_mailbox(std::string_view text) {
     }
   }
   if (open == std::string_view::npos) return Status::invalid("mailbox has '>' without '<'");
-  auto mailbox = parse_address(trim(text.substr(open + 1, text.size() - open - 2)));
+  std::string_view inside = trim(text.substr(open + 1, text.size() - open - 2));
+  auto mailbox = parse_address(inside);
   if (!mailbox) return mailbox.status();
-  auto name = parse_display_name(trim(text.substr(0, open)));
+  std::string_view display = trim(text.substr(0, open));
+  // The address repeated as the name ("a@x <a@x>") is common and harmless; any other '@'
+  // outside quotes is refused by parse_display_name.
+  if (std::equal(display.begin(), display.end(), inside.begin(), inside.end(), [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) ==
+               std::tolower(static_cast<unsigned char>(b));
+      })) {
+    mailbox->display_name = std::string(display);
+    return mailbox;
+  }
+  auto name = parse_display_name(display);
   if (!name) return name.status();
   mailbox->display_name = std::move(name).value();
   return mailbox;

@@ -643,7 +643,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
           ++result.unmatched;
         }
       }
-      if (candidates.empty() && result.unmatched == 0) {
+      if (candidates.empty() && result.unmatched == 0 && !report->recipients_unreadable) {
         for (const auto& r : of_message) candidates.push_back(&r);
       }
     }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -617,14 +619,40 @@ TEST(ReportParserRegression, arf_original_rcpt_to_is_read_whole) {
 
   // A value that is not one address is not searched for an address-shaped piece (that piece
   // would be somebody else, complained about and suppressed): it is left out with a note, and
-  // the returned message's To stands in.
+  // nothing stands in for it, neither the returned To nor "every recipient".
   r = parse_feedback(arf_with_rcpt_to("Original-Rcpt-To: x;victim@example.com\n"));
   ASSERT_TRUE(r.is_ok());
-  ASSERT_EQ(r->entries.size(), 1u);
-  EXPECT_EQ(r->entries[0].recipient, "returned-to@example.com");
+  EXPECT_TRUE(r->entries.empty()) << r->entries[0].recipient;
+  EXPECT_TRUE(r->recipients_unreadable);
   EXPECT_EQ(r->notes, std::vector<std::string>{
                           "Original-Rcpt-To 'x;victim@example.com' is not one address (local part "
                           "contains ';', which needs quoting): left out"});
+  r = parse_feedback(arf_with_rcpt_to("Original-Rcpt-To: rfc822; bob@example.com\n"));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_TRUE(r->entries.empty()) << r->entries[0].recipient;
+  EXPECT_TRUE(r->recipients_unreadable);
+
+  // Without Original-Rcpt-To, the returned message's To stands in when it is one mailbox.
+  r = parse_feedback(arf_with_rcpt_to(""));
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->entries.size(), 1u);
+  EXPECT_EQ(r->entries[0].recipient, "returned-to@example.com");
+  EXPECT_FALSE(r->recipients_unreadable);
+}
+
+// Regression (arf_returned_to_list_picks_first): a returned To that lists several recipients
+// does not say which complained; its first address is not taken.
+TEST(ReportParserRegression, arf_returned_to_list_names_nobody) {
+  std::string report = arf_with_rcpt_to("");
+  size_t to = report.find("To: returned-to@example.com");
+  ASSERT_NE(to, std::string::npos);
+  report.replace(to, std::strlen("To: returned-to@example.com"),
+                 "To: alice@example.com, bob@example.com");
+  auto r = parse_feedback(report);
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->kind, FeedbackKind::kComplaint);
+  EXPECT_TRUE(r->entries.empty()) << r->entries[0].recipient;
+  EXPECT_FALSE(r->recipients_unreadable);
 }
 
 TEST(ReportParserRegression, ses_notification_recipient_is_read_whole) {
@@ -644,17 +672,23 @@ TEST(ReportParserRegression, ses_notification_recipient_is_read_whole) {
   EXPECT_EQ(r->entries[0].recipient, "jane@example.com");
   EXPECT_EQ(r->entries[1].recipient, "bob@example.com");
   EXPECT_TRUE(r->notes.empty());
-  // Two addresses in one value: neither is taken, the other recipient still is.
-  r = parse_feedback(notification("evil@example.com,victim@example.com", "bob@example.com"));
-  ASSERT_TRUE(r.is_ok());
-  ASSERT_EQ(r->entries.size(), 1u);
-  EXPECT_EQ(r->entries[0].recipient, "bob@example.com");
-  ASSERT_EQ(r->notes.size(), 1u);
-  EXPECT_EQ(r->notes[0].rfind("recipient 'evil@example.com,victim@example.com' of the SES "
-                              "notification is not one address (",
-                              0),
-            0u)
-      << r->notes[0];
+  // Two addresses in one value, in any form: neither is taken, the other recipient still is.
+  for (const char* two :
+       {"evil@example.com,victim@example.com", "<evil@example.com> <victim@example.com>",
+        "evil@example.com <victim@example.com>", "evil@example.com, <victim@example.com>",
+        "Evil <evil@example.com>, Vic <victim@example.com>", "To: <victim@example.com>",
+        "x <evil@example.com> <victim@example.com>"}) {
+    r = parse_feedback(notification(two, "bob@example.com"));
+    ASSERT_TRUE(r.is_ok()) << two;
+    ASSERT_EQ(r->entries.size(), 1u) << two << " read as " << r->entries[0].recipient;
+    EXPECT_EQ(r->entries[0].recipient, "bob@example.com");
+    ASSERT_EQ(r->notes.size(), 1u) << two;
+    EXPECT_EQ(
+        r->notes[0].rfind(
+            std::string("recipient '") + two + "' of the SES notification is not one address (", 0),
+        0u)
+        << r->notes[0];
+  }
 }
 
 TEST(ReportParserRegression, dsn_failed_with_success_status_is_not_a_bounce) {

@@ -147,6 +147,25 @@ TEST(ParseMailbox, Refusals) {
             "address has more than one @ (quote the local part)");
 }
 
+// Regression (mailbox_list_read_as_one_name): specials outside quotes make a list or a second
+// address, not a name; "Bob <bob@evil.test>, News <news@example.com>" was read as the name
+// "Bob <bob@evil.test>, News" of news@example.com.
+TEST(ParseMailbox, SpecialsOutsideQuotesAreRefused) {
+  EXPECT_EQ(parse_mailbox("Bob <bob@evil.test>, News <news@example.com>").status().message(),
+            "display name has '<' outside quotes (quote the name)");
+  EXPECT_EQ(parse_mailbox("bob@evil.test <news@example.com>").status().message(),
+            "display name has '@' outside quotes (quote the name)");
+  EXPECT_EQ(parse_mailbox("Last, First <a@example.com>").status().message(),
+            "display name has ',' outside quotes (quote the name)");
+  EXPECT_EQ(parse_mailbox("To: <a@example.com>").status().message(),
+            "display name has ':' outside quotes (quote the name)");
+  // Quoted, they are a name; the address repeated as the name is taken; '.' is allowed.
+  EXPECT_EQ(parse_mailbox("\"Last, First <x@y>\" <a@example.com>")->display_name,
+            "Last, First <x@y>");
+  EXPECT_EQ(parse_mailbox("A@Example.com <a@example.com>")->display_name, "A@Example.com");
+  EXPECT_EQ(parse_mailbox("John Q. Public <a@example.com>")->display_name, "John Q. Public");
+}
+
 // The is_email suite (corpora/email-address, see its SOURCES.md), scored as a sending service
 // sees envelope addresses. Mapping of categories to our verdict:
 //   ISEMAIL_VALID_CATEGORY, ISEMAIL_DNSWARN, ISEMAIL_RFC5321  -> we accept (RFC 5321 valid;

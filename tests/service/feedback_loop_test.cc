@@ -836,6 +836,21 @@ TEST_F(FeedbackLoopTest, ComplaintNamingNobodyIsAboutTheWholeMessage) {
   EXPECT_EQ(ev[0]["complaint"]["complainedRecipients"].size(), 2u);
 }
 
+// Regression (unreadable_rcpt_to_suppresses_everyone): a report whose Original-Rcpt-To cannot be
+// read named somebody; it is not a report that names nobody, so it suppresses no one.
+TEST_F(FeedbackLoopTest, UnreadableOriginalRcptToSuppressesNobody) {
+  options_.bounce_domain = "";
+  make_loop();
+  auto rs = accept("msg-unreadable", "news", {"ann@example.com", "bob@example.com"});
+  ASSERT_EQ(rs.size(), 2u);
+  auto r = loop_->process(
+      arf("fbl@bounces.test", "abuse", "x;bob@example.com", "msg-unreadable@news.example"), "");
+  expect_result(r, FeedbackKind::kComplaint, 0, 1, 0);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  EXPECT_FALSE(suppressed("bob@example.com"));
+  EXPECT_TRUE(events().empty());
+}
+
 // Regression (redacted_complaint_suppresses_everyone): under VERP a redacted report that names
 // a message of several recipients only by Message-ID suppresses none of them.
 TEST_F(FeedbackLoopTest, RedactedComplaintSuppressesEveryone) {
