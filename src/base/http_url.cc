@@ -15,15 +15,29 @@ bool path_char(char c) {
 
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
-// What is wrong with a DNS name or dotted IPv4 host, or "".
+// What is wrong with a DNS name or dotted IPv4 host, or "". A host whose last label starts with
+// a digit is an address (no top-level domain is numeric, RFC 3696 section 2) and must be four
+// decimal numbers: resolvers also read "127.1", "2130706433", "0x7f.0.0.1" and "0177.0.0.1"
+// (octal) as IPv4 addresses, so those would reach a host other than the one they seem to name.
 std::string name_problem(std::string_view host) {
   if (host.empty()) return "it has no host";
   if (host.size() > 253) return "its host is longer than 253 characters";
+  size_t last = host.rfind('.');
+  std::string_view tld = last == std::string_view::npos ? host : host.substr(last + 1);
+  if (!tld.empty() && std::isdigit(static_cast<unsigned char>(tld.front()))) {
+    unsigned char address[4];
+    if (inet_pton(AF_INET, std::string(host).c_str(), address) != 1) {
+      return "its host is numeric but not an IPv4 address of four decimal numbers";
+    }
+    return "";
+  }
   size_t label = 0;
   for (size_t i = 0; i <= host.size(); ++i) {
     if (i == host.size() || host[i] == '.') {
       if (label == 0) return "its host has an empty label";
       if (label > 63) return "its host has a label longer than 63 characters";
+      if (host[i - label] == '-' || host[i - 1] == '-')
+        return "its host has a label that starts or ends with '-'";
       label = 0;
       continue;
     }

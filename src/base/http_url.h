@@ -4,8 +4,9 @@
 //   scheme://host[:port][/path][?query]
 //
 // scheme http or https (either case, RFC 3986 section 3.1); host a DNS name (letters, digits,
-// '-' and '.', labels of 1 to 63, at most 253 in all), a dotted IPv4 address or a bracketed IPv6
-// address; port 1 to 65535; path and query of RFC 3986 unreserved and sub-delim characters, ':',
+// '-' and '.', labels of 1 to 63 that neither start nor end with '-', at most 253 in all, the
+// last not numeric), an IPv4 address of four decimal numbers or a bracketed IPv6 address; port 1 to
+// 65535; path and query of RFC 3986 unreserved and sub-delim characters, ':',
 // '@', '/', '?' and percent escapes. No user name or password, no fragment. Written here because
 // the Boost this project builds with (1.74) has no Boost.URL, and the rules are stricter than a
 // general URL parser's on purpose.
