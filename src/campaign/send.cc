@@ -131,7 +131,9 @@ class Engine {
   std::atomic<uint64_t> finals_{0};    // of those, final (committed or queued for commit)
   std::atomic<bool> ingest_done_{false};
   Status ingest_status_;
-  std::atomic<uint64_t> delivered_{0}, bounced_{0}, deferred_{0}, failed_{0}, invalid_{0};
+  // This run's outcomes; deferred_ counts deferrals (a recipient may be deferred many times).
+  std::atomic<uint64_t> delivered_{0}, bounced_{0}, expired_{0}, deferred_{0}, failed_{0},
+      invalid_{0};
   std::atomic<uint64_t> lost_after_dot_{0};
   Clock::time_point started_ = Clock::now();
   Clock::time_point last_progress_{};
@@ -171,9 +173,12 @@ void Engine::record(const spool::Claimed& r, const feedback::Verdict& v, const s
       o.next_attempt_ms = now + retry_.delay_after(o.attempts, u).count();
       if (v.action == feedback::Action::kSuspendSource)
         o.next_attempt_ms = std::max(o.next_attempt_ms, now + settings_.suspend_for.count());
-      if (retry_.expired(queue::RetrySchedule::age_origin(r, now), o.next_attempt_ms)) {
+      int64_t origin = queue::RetrySchedule::age_origin(r, now);
+      o.next_attempt_ms = retry_.next_try(origin, o.next_attempt_ms);
+      if (retry_.expired(origin, now)) {
         o.state = RecipientState::kExpired;
-        bounced_.fetch_add(1);
+        o.next_attempt_ms = 0;
+        expired_.fetch_add(1);
       } else {
         o.state = RecipientState::kDeferred;
         deferred_.fetch_add(1);
@@ -204,7 +209,7 @@ void Engine::postpone(const spool::Claimed& r, Clock::time_point until) {
   auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
   spool::Outcome o = retry_.postponed(r, now, now + wait.count());
   if (o.state == RecipientState::kExpired) {
-    bounced_.fetch_add(1);
+    expired_.fetch_add(1);
     push(o, {now, campaign_id_, r.message_id, r.email, r.row, "expired", o.reason, o.reply,
              r.attempts, 0, ""});
     return;
@@ -378,8 +383,9 @@ void Engine::show_progress(bool final_line) {
   double secs = elapsed_s();
   double rate = secs > 0 ? static_cast<double>(delivered_.load()) / secs : 0;
   std::string counts = fmt::format(
-      "{}/{} final, {} delivered, {} bounced, {} deferred, {} failed, {:.0f} msg/s", done, total,
-      delivered_.load(), bounced_.load(), deferred_.load(), failed_.load(), rate);
+      "{}/{} final, {} delivered, {} bounced, {} expired, {} failed, {} deferrals, {:.0f} msg/s",
+      done, total, delivered_.load(), bounced_.load(), expired_.load(), failed_.load(),
+      deferred_.load(), rate);
   if (tty) {
     int width = 30;
     int filled =

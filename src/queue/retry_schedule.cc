@@ -17,14 +17,16 @@ spool::Outcome RetrySchedule::postponed(const spool::Claimed& r, int64_t now_ms,
   spool::Outcome o;
   o.id = r.id;
   o.attempts = r.attempts;  // no attempt is made
-  o.first_attempt_ms = r.first_attempt_ms;
+  o.first_attempt_ms = r.first_attempt_ms ? r.first_attempt_ms : now_ms;
   o.reason = "suspended";
   o.reply = "not attempted: the destination refuses our egress source";
-  if (expired(age_origin(r, now_ms), std::max(until_ms, now_ms))) {
+  int64_t origin = age_origin(r, now_ms);
+  if (expired(origin, now_ms)) {
     o.state = spool::RecipientState::kExpired;
+    o.reply = "expired while its destination rests: it refuses our egress source";
   } else {
     o.state = spool::RecipientState::kDeferred;
-    o.next_attempt_ms = std::max(until_ms, now_ms);
+    o.next_attempt_ms = next_try(origin, std::max(until_ms, now_ms));
   }
   return o;
 }

@@ -273,8 +273,11 @@ void DeliveryEngine::Impl::record(const spool::Claimed& r, const feedback::Verdi
       o.next_attempt_ms = now + retry.delay_after(o.attempts, u).count();
       if (v.action == feedback::Action::kSuspendSource)
         o.next_attempt_ms = std::max(o.next_attempt_ms, now + options.suspend_for.count());
-      if (retry.expired(queue::RetrySchedule::age_origin(r, now), o.next_attempt_ms)) {
+      int64_t origin = queue::RetrySchedule::age_origin(r, now);
+      o.next_attempt_ms = retry.next_try(origin, o.next_attempt_ms);
+      if (retry.expired(origin, now)) {
         o.state = RecipientState::kExpired;
+        o.next_attempt_ms = 0;
         stats.expired.fetch_add(1);
       } else {
         o.state = RecipientState::kDeferred;

@@ -103,8 +103,9 @@ def main():
 
         # Regression (one_shot_send_has_no_suspension): a refusal of our egress source rests the
         # destination. One session: the first recipient's refusal suspends retry.example for 2 s;
-        # the others are not attempted, and expire at once because the end of the rest is past
-        # --max-age (1 s). Without the suspension all five would be attempted.
+        # it is deferred to its age limit (--max-age 1 s, before the rest ends), the others wait
+        # unattempted for theirs, and all expire there. Without the suspension all five would be
+        # attempted.
         md = os.path.join(work, "md-blocked")
         sink, port = h.start_sink(md, ["--rcpt-code", "554", "--rcpt-text",
                                        "5.7.1 Service unavailable; client host [127.0.0.1] blocked using a block list"])
@@ -113,8 +114,8 @@ def main():
         h.check_eq(rc, 0, f"exit code (stderr: {err})")
         h.check_eq((rep["expired"], rep["bounced"], rep["delivered"]), (5, 0, 0), "expired, bounced, delivered")
         got = sorted((l["status"], l["reason"], l["attempt"]) for l in log)
-        h.check_eq(got, [("expired", "blocked", 1)] + [("expired", "suspended", 0)] * 4,
-                   "dispositions: one attempt, four never attempted")
+        h.check_eq(got, [("deferred", "blocked", 1)] + [("expired", "suspended", 0)] * 4 +
+                   [("expired", "suspended", 1)], "dispositions: one attempt, four never attempted")
         h.check("refuses our egress source" in err, f"the suspension in the log: {err}")
         h.check_eq(len(h.maildir_messages(md)), 0, "messages at the sink")
         sink.terminate()

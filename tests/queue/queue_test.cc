@@ -49,8 +49,46 @@ TEST(RetrySchedule, ExponentialCappedAndExpiring) {
   EXPECT_EQ(r.delay_after(1, 0.0), 54s);
   EXPECT_EQ(r.delay_after(1, 1.0), 66s);
   r.max_age = 10s;
-  EXPECT_FALSE(r.expired(1000, 11000));
-  EXPECT_TRUE(r.expired(1000, 11001));
+  EXPECT_FALSE(r.expired(1000, 10999));
+  EXPECT_TRUE(r.expired(1000, 11000));
+  // Regression (expired_before_max_age): no retry is put past the limit; the last comes at it.
+  EXPECT_EQ(r.next_try(1000, 5000), 5000);
+  EXPECT_EQ(r.next_try(1000, 60000), 11000);
+}
+
+TEST(RetrySchedule, AgeOriginAndPostponement) {
+  RetrySchedule r;
+  r.max_age = 10s;
+  spool::Claimed c;
+  c.id = 7;
+  // The age counts from acceptance, else from the first attempt, else from now.
+  c.accepted_ms = 1000;
+  c.first_attempt_ms = 4000;
+  EXPECT_EQ(RetrySchedule::age_origin(c, 9000), 1000);
+  c.accepted_ms = 0;
+  EXPECT_EQ(RetrySchedule::age_origin(c, 9000), 4000);
+  c.first_attempt_ms = 0;
+  EXPECT_EQ(RetrySchedule::age_origin(c, 9000), 9000);
+
+  // Held back to the end of the rest, or to the age limit if that comes first.
+  c.accepted_ms = 1000;
+  c.attempts = 2;
+  spool::Outcome o = r.postponed(c, 2000, 5000);
+  EXPECT_EQ(o.state, spool::RecipientState::kDeferred);
+  EXPECT_EQ(o.next_attempt_ms, 5000);
+  EXPECT_EQ(o.attempts, 2);  // no attempt made
+  EXPECT_EQ(o.reason, "suspended");
+  o = r.postponed(c, 2000, 60000);
+  EXPECT_EQ(o.next_attempt_ms, 11000);
+  // At the limit: expired, with the reason and why.
+  o = r.postponed(c, 11000, 60000);
+  EXPECT_EQ(o.state, spool::RecipientState::kExpired);
+  EXPECT_EQ(o.reply, "expired while its destination rests: it refuses our egress source");
+  // Never attempted and no acceptance known: the postponement starts its age.
+  c.accepted_ms = 0;
+  o = r.postponed(c, 2000, 60000);
+  EXPECT_EQ(o.first_attempt_ms, 2000);
+  EXPECT_EQ(o.next_attempt_ms, 12000);
 }
 
 spool::Claimed rcpt(int64_t id, const std::string& domain) {
