@@ -379,6 +379,13 @@ int serve_command(const ServeArgs& args) {
               config.bounce_domain.empty() ? "(no bounce domain)" : config.bounce_domain,
               config.complaint_addresses.size());
   }
+  if (!feedback_server && !config.bounce_domain.empty()) {
+    log->warn(
+        "feedback.bounce_domain is {} but feedback.listen is not set: mail goes out with VERP "
+        "senders at {} and nothing here receives their bounces (unless another MTA passes them "
+        "to POST /feedback/v1/reports)",
+        config.bounce_domain, config.bounce_domain);
+  }
   log->info("api: listening on http://{}:{}", api_at->first, (*api_server)->port());
   if (smtp_server) {
     listen["smtp"] = smtp_at->first + ":" + std::to_string(smtp_server->port());

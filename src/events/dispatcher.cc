@@ -421,6 +421,14 @@ Status Dispatcher::start() {
     if (d.options.ca_file.empty()) {
       d.ssl_ctx.set_default_verify_paths(ec);
     } else {
+      // OpenSSL's error for a file it cannot open says nothing of the file: say it here.
+      if (FILE* f = std::fopen(d.options.ca_file.c_str(), "r")) {
+        std::fclose(f);
+      } else {
+        d.started = false;
+        return Status::invalid("events: cannot read the CA file '" + d.options.ca_file +
+                               "': " + std::strerror(errno));
+      }
       d.ssl_ctx.load_verify_file(d.options.ca_file, ec);
     }
   }

@@ -7,6 +7,7 @@
 // so a reader sees in one place why "blocked using Spamhaus" is not "spamdetected".
 #include "feedback/bounce_rules.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -143,6 +144,27 @@ Result<BounceRules> BounceRules::parse(std::string_view text, std::string_view o
   return rules;
 }
 
+namespace {
+
+// An enhanced status code pattern of a rule: "5.1.1", "*.2.2", "4.*.*". A pattern that cannot
+// match any real code (9.9.9.9, 5.1) would be taken and never used.
+bool valid_status_pattern(std::string_view p) {
+  auto part = [](std::string_view v, bool is_class) {
+    if (v == "*") return true;
+    if (is_class) return v.size() == 1 && (v[0] == '2' || v[0] == '4' || v[0] == '5');
+    return !v.empty() && v.size() <= 3 &&
+           std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  size_t a = p.find('.');
+  if (a == std::string_view::npos) return false;
+  size_t b = p.find('.', a + 1);
+  if (b == std::string_view::npos || p.find('.', b + 1) != std::string_view::npos) return false;
+  return part(p.substr(0, a), true) && part(p.substr(a + 1, b - a - 1), false) &&
+         part(p.substr(b + 1), false);
+}
+
+}  // namespace
+
 Status BounceRules::extend(std::string_view text, std::string_view origin) {
   std::vector<TextRule> texts;
   std::vector<StatusRule> statuses;
@@ -179,7 +201,10 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
       texts.push_back({pattern, reason});
     } else if (kind == "status" || kind == "status!" || kind == "status?") {
       std::string pattern(f[2]);
-      if (pattern.empty()) return bad("empty status pattern");
+      if (!valid_status_pattern(pattern))
+        return bad("status pattern '" + printable(pattern, 40) +
+                   "' must be CLASS.SUBJECT.DETAIL: class 2, 4, 5 or *, then 1 to 3 digits or * "
+                   "each (RFC 3463)");
       statuses.push_back({pattern, reason, kind == "status!", kind == "status?"});
     } else if (kind == "data") {
       after_data.emplace_back(reason, std::string(f[2]));

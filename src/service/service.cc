@@ -551,7 +551,10 @@ std::vector<SubmitResult> Service::submit(std::vector<OutboundMessage> messages)
     nm.identity = signing_identity;
     nm.configuration_set = set_name;
     nm.envelope_from = msg.envelope_from.empty() ? from->address() : msg.envelope_from;
-    if (!set_name.empty()) nm.mail_json = mail_json_of(msg, nm, wall_ms(), m.options.region);
+    // One time for the event records' mail.timestamp and the spool's acceptance (max_age and
+    // DeliveryDelay's expirationTime count from it).
+    nm.accepted_ms = wall_ms();
+    if (!set_name.empty()) nm.mail_json = mail_json_of(msg, nm, nm.accepted_ms, m.options.region);
     nm.data = std::move(msg.data);
     for (size_t k = 0; k < msg.recipients.size(); ++k) {
       const std::string& to = msg.recipients[k];

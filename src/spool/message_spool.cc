@@ -109,7 +109,7 @@ Status MessageSpool::accept(const std::vector<NewMessage>& messages, int64_t now
     int64_t open = 0;
     for (const auto& r : m.recipients) open += r.suppressed ? 0 : 1;
     msg.bind(1, m.message_id).bind(2, m.identity).bind(3, m.configuration_set);
-    msg.bind(4, m.envelope_from).bind(5, now_ms).bind(6, open);
+    msg.bind(4, m.envelope_from).bind(5, m.accepted_ms ? m.accepted_ms : now_ms).bind(6, open);
     if (open > 0) msg.bind_blob(7, m.data);
     msg.bind(8, m.mail_json);
     if (msg.step() != SQLITE_DONE) return db_error(db_);

@@ -25,8 +25,9 @@ struct sqlite3;
 namespace magnetic::spool {
 
 struct NewMessage {
-  std::string message_id;  // SES MessageId, unique
-  std::string identity;    // the identity whose key signs it
+  std::string message_id;   // SES MessageId, unique
+  int64_t accepted_ms = 0;  // when it was accepted; 0: the time accept() is given
+  std::string identity;     // the identity whose key signs it
   std::string configuration_set;
   std::string envelope_from;
   std::string data;  // the whole message, unsigned

@@ -398,9 +398,22 @@ TEST_F(DispatcherTest, BadCaFileIsAnError) {
   Status s = d.start();
   ASSERT_FALSE(s);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      s.message().rfind("events: cannot load the CA certificates from '" + o.ca_file + "': ", 0),
-      0u)
+  // Regression (missing_ca_file_unclear): the message says the file is missing.
+  EXPECT_EQ(s.message(),
+            "events: cannot read the CA file '" + o.ca_file + "': No such file or directory");
+
+  // A file that is there but holds no certificate.
+  std::string junk = (dir_.path() / "junk.pem").string();
+  std::FILE* f = std::fopen(junk.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs("not a certificate\n", f);
+  std::fclose(f);
+  o.ca_file = junk;
+  Dispatcher d2(*outbox_, o);
+  s = d2.start();
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.message().rfind("events: cannot load the CA certificates from '" + junk + "': ", 0),
+            0u)
       << s.message();
 }
 

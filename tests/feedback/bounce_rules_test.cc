@@ -35,6 +35,26 @@ TEST(BounceRules, BadLinesAreRejectedWithTheirLineNumber) {
   EXPECT_EQ(r2.status().message(), "u:2: unknown kind 'bogus'");
 }
 
+// Regression (status_rule_that_never_matches): a status pattern no code can match was taken
+// silently.
+TEST(BounceRules, StatusPatternMustBeAnEnhancedCode) {
+  for (const char* bad :
+       {"9.9.9.9", "9.1.1", "5.1", "5.1.1.", "5..1", "55.1.1", "5.1234.1", "a.b.c", "5.1.x", ""}) {
+    auto r = BounceRules::parse(std::string("status\tuserunknown\t") + bad + "\n", "u");
+    ASSERT_FALSE(r.is_ok()) << bad;
+    EXPECT_EQ(r.status().message(),
+              std::string("u:1: status pattern '") + bad +
+                  "' must be CLASS.SUBJECT.DETAIL: class 2, 4, 5 or *, then 1 to 3 digits or * "
+                  "each (RFC 3463)");
+  }
+  for (const char* good : {"5.1.1", "*.2.2", "4.*.*", "5.7.26", "2.0.0"}) {
+    auto r = BounceRules::parse(std::string("class\tuserunknown\thard\tPermanent\tNoEmail\n") +
+                                    "status\tuserunknown\t" + good + "\n",
+                                "u");
+    EXPECT_TRUE(r.is_ok()) << good << ": " << r.status().message();
+  }
+}
+
 TEST(BounceRules, GlobMatchesAcrossFoldedText) {
   EXPECT_TRUE(glob_find(normalize_diagnostic("Mailbox\r\n  FULL"), "mailbox full"));
   EXPECT_TRUE(glob_find("could not be delivered for 5 days", "could not be delivered for * days"));

@@ -46,7 +46,8 @@ def main():
     data = os.path.join(work, "data")
     cfg = os.path.join(work, "magnetic.toml")
     with open(cfg, "w") as f:
-        f.write(f'[delivery]\nsuspend_for = "{SUSPEND_S}s"\nretry_initial = "1s"\n')
+        f.write(f'[delivery]\nsuspend_for = "{SUSPEND_S}s"\nretry_initial = "1s"\n'
+                '[feedback]\nbounce_domain = "bounces.test"\n')
     _, port = h.start_sink(extra=["--rcpt-code", "554", "--rcpt-text", REFUSAL])
     key = h.keys_create(data, "suspend")
     p, ports = h.start_serve_ports(data, routes=[("blocked.test", port)], extra=["--config", cfg])
@@ -79,6 +80,9 @@ def main():
             f"the second message was attempted {waited:.2f} s after the refusal, inside the {SUSPEND_S} s suspension")
     h.check_eq((later[0]["status"], later[0]["reason"]), ("deferred", "blocked"), "the second attempt")
     h.check("refuses our egress source" in h.serve_log(data), "the suspension in the log:\n" + h.serve_log(data))
+    # Regression (bounce_domain_without_listener_silent): VERP senders nothing here receives.
+    h.check("feedback.bounce_domain is bounces.test but feedback.listen is not set" in h.serve_log(data),
+            "the warning about a bounce domain without a listener:\n" + h.serve_log(data))
     r = api.call("GET", h.encode_path("v2", "email", "suppression", "addresses", "a@blocked.test"))
     h.check_eq(r.status, 404, "a recipient refused for our source is not suppressed")
     print(f"suspended: the second message waited {waited:.2f} s (suspend_for {SUSPEND_S} s)")
