@@ -18,6 +18,7 @@ import time
 BIN = os.environ.get("MAGNETIC_BIN", "build/magnetic")
 SOURCE = os.environ.get("MAGNETIC_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SMTP_SINK = "/usr/sbin/smtp-sink"
+_smtp_sink_pids = {}  # real path of a dump folder -> pid of the smtp-sink writing into it
 
 _children = []
 
@@ -109,6 +110,7 @@ def start_smtp_sink(dump_dir):
     args = [SMTP_SINK, "-c", "-u", "nobody", "-d", os.path.join(dump_dir, "%H/%M."), f"127.0.0.1:{port}", "256"]
     p = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_port(port)
+    _smtp_sink_pids[os.path.realpath(dump_dir)] = p.pid
     return p, port
 
 
@@ -461,36 +463,70 @@ _SMTP_SINK_FIELDS = (b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X
 
 
 def smtp_sink_messages(dump_dir):
-    """[(envelope_from, [envelope_to], message bytes)] of every message smtp-sink dumped.
+    """[(envelope_from, [envelope_to], message bytes)] of every transaction smtp-sink has
+    finished (see smtp_sink_dumps: a dump still being written is left out).
 
     smtp-sink writes its own fields (X-Client-Addr ... X-Rcpt-Args) and a Received field of its
     own on top of each message, with LF line ends, and one more LF at the end; all of these are
     removed, so the bytes are the message as sent, with LF for CRLF.
     """
     out = []
-    for root, _, names in os.walk(dump_dir):
-        for name in sorted(names):
-            with open(os.path.join(root, name), "rb") as f:
-                raw = f.read()
-            lines = raw.split(b"\n")
-            env_from, env_to, i = None, [], 0
-            while i < len(lines) and lines[i].startswith(_SMTP_SINK_FIELDS):
-                value = lines[i].split(b":", 1)[1].strip()
-                value = value.split(b">", 1)[0].lstrip(b"<").decode()
-                if lines[i].startswith(b"X-Mail-Args:"):
-                    env_from = value
-                elif lines[i].startswith(b"X-Rcpt-Args:"):
-                    env_to.append(value)
+    for path in smtp_sink_dumps(dump_dir):
+        with open(path, "rb") as f:
+            raw = f.read()
+        lines = raw.split(b"\n")
+        env_from, env_to, i = None, [], 0
+        while i < len(lines) and lines[i].startswith(_SMTP_SINK_FIELDS):
+            value = lines[i].split(b":", 1)[1].strip()
+            value = value.split(b">", 1)[0].lstrip(b"<").decode()
+            if lines[i].startswith(b"X-Mail-Args:"):
+                env_from = value
+            elif lines[i].startswith(b"X-Rcpt-Args:"):
+                env_to.append(value)
+            i += 1
+        if i < len(lines) and lines[i].startswith(b"Received: "):
+            i += 1
+            while i < len(lines) and lines[i][:1] in (b"\t", b" "):
                 i += 1
-            if i < len(lines) and lines[i].startswith(b"Received: "):
-                i += 1
-                while i < len(lines) and lines[i][:1] in (b"\t", b" "):
-                    i += 1
-            msg = b"\n".join(lines[i:])
-            if msg.endswith(b"\n\n"):
-                msg = msg[:-1]
-            out.append((env_from, env_to, msg))
+        msg = b"\n".join(lines[i:])
+        if msg.endswith(b"\n\n"):
+            msg = msg[:-1]
+        out.append((env_from, env_to, msg))
     return out
+
+
+def smtp_sink_dumps(dump_dir):
+    """Paths of the dumps smtp-sink has finished, in folder order.
+
+    smtp-sink creates a transaction's dump at MAIL FROM, writes the message into it as DATA
+    arrives and closes it at the final dot, before it replies: a dump it still holds open is a
+    transaction in progress (empty or cut short), and is left out. The folder is listed before
+    the open files are read, so a dump closed in between is complete and one opened in between is
+    not listed. (Needs to read /proc/PID/fd of smtp-sink, which runs as nobody: root can.)
+    """
+    paths = []
+    for root, _, names in os.walk(dump_dir):
+        paths += [os.path.join(root, name) for name in sorted(names)]
+    pid = _smtp_sink_pids.get(os.path.realpath(dump_dir))
+    if pid is None:
+        return paths
+    busy = set()
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except FileNotFoundError:
+        fds = []  # smtp-sink has exited: every dump is closed
+    for fd in fds:
+        try:
+            busy.add(os.readlink(os.path.join(fd_dir, fd)))
+        except OSError:
+            pass  # closed meanwhile
+    return [p for p in paths if os.path.realpath(p) not in busy]
+
+
+def smtp_sink_count(dump_dir):
+    """How many transactions smtp-sink has finished into dump_dir (see smtp_sink_dumps)."""
+    return len(smtp_sink_dumps(dump_dir))
 
 
 def count_files(dir):
