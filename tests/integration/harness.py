@@ -55,9 +55,38 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10):
+class HeldPort:
+    """A port of 127.0.0.1 that this test keeps bound, never listening, until release().
+
+    A port from free_port() is free for anyone until its server binds it: a test running beside
+    this one can get it from bind(0), and a connection of ours to it while nothing listens can
+    even be given it as its own local port and connect to itself. While a port is held, nothing
+    listens there (a connection is refused at once), bind(0) never returns it and no connection
+    takes it as its local port. With reuse (SO_REUSEADDR), a server that sets SO_REUSEADDR too
+    (smtp-sink, Postfix, `magnetic sink`, the webhook receiver) can bind and listen on it while it
+    is held: start the server, wait until it listens, then release. Without reuse nobody can.
+    """
+
+    def __init__(self, port=0, reuse=True):
+        self.sock = socket.socket()
+        if reuse:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+
+    def release(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def wait_port(port, timeout=60, process=None):
+    """Waits (bounded) until something listens on 127.0.0.1:port; with process, fails as soon as
+    that process has exited (its server did not start, whatever else listens there)."""
     end = time.time() + timeout
     while time.time() < end:
+        if process is not None and process.poll() is not None:
+            fail(f"{process.args[0]} exited {process.returncode} before listening on 127.0.0.1:{port}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -106,10 +135,15 @@ def start_smtp_sink(dump_dir):
     os.chmod(dump_dir, 0o777)
     parent = os.path.dirname(dump_dir)
     os.chmod(parent, os.stat(parent).st_mode | 0o711)
-    port = free_port()
+    # The port is held until smtp-sink listens on it, so that what answers is this smtp-sink.
+    held = HeldPort()
+    port = held.port
     args = [SMTP_SINK, "-c", "-u", "nobody", "-d", os.path.join(dump_dir, "%H/%M."), f"127.0.0.1:{port}", "256"]
     p = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_port(port)
+    try:
+        wait_port(port, process=p)
+    finally:
+        held.release()
     _smtp_sink_pids[os.path.realpath(dump_dir)] = p.pid
     return p, port
 
@@ -567,7 +601,10 @@ class WebhookReceiver:
     def __init__(self, port=None, tls=None):
         import threading
 
-        self.port = port or free_port()
+        # The port stays this receiver's while it is down (see HeldPort): a connection to it is
+        # refused, as to a receiver that is down, and no other server can take it meanwhile.
+        self.held = HeldPort(port or 0)
+        self.port = self.held.port
         self.tls = tls  # (cert_file, key_file): https
         self.requests = []
         self.lock = threading.Lock()
@@ -605,6 +642,7 @@ class WebhookReceiver:
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+        self.held.release()
         return self
 
     def stop(self):
@@ -612,6 +650,7 @@ class WebhookReceiver:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+            self.held = HeldPort(self.port)
 
     def events(self):
         """[(headers, parsed record)] so far."""

@@ -104,7 +104,10 @@ def main():
     sink_dir = os.path.join(work, "sink")
     os.makedirs(sink_dir)
     sink, sink_port = h.start_smtp_sink(sink_dir)
-    postfix_port = h.free_port()
+    # Postfix's port is routed to before Postfix runs: it is held (h.HeldPort) until Postfix
+    # listens there, so that no other server can take it meanwhile.
+    postfix_held = h.HeldPort()
+    postfix_port = postfix_held.port
     receiver = h.WebhookReceiver().start()
 
     key = h.keys_create(data, "feedback")
@@ -112,6 +115,7 @@ def main():
     peer = postfix_peer.PostfixPeer(os.path.join(work, "postfix"))
     try:
         peer.start(feedback_port=ports["feedback"], smtp_port=postfix_port)
+        postfix_held.release()
         api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
         api.ok("POST", "/v2/email/identities", {"EmailIdentity": DOMAIN})
         api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": SET})

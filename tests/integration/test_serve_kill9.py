@@ -117,7 +117,10 @@ def check_messages(md, tag, txt, ids):
 def held(work):
     tag = "held"
     domains = [f"d{i}.example" for i in range(5)]
-    port = h.free_port()  # nothing listens here until after the kill
+    # Nothing listens here until after the kill; the port is held meanwhile, so that no other
+    # server takes it and no connection of the service to it gets it as its own port.
+    held_port = h.HeldPort()
+    port = held_port.port
     data, routes, serve, api, txt = setup(work, tag, domains, port, write_config(work, tag, ""))
     ids = accept_all(api, tag, domains)
     time.sleep(1)  # let delivery try (and defer) some of it first
@@ -125,6 +128,7 @@ def held(work):
 
     md = os.path.join(work, f"md-{tag}")
     sink, sink_port = h.start_sink(md, port=port)
+    held_port.release()
     serve, _, _ = h.start_serve(data, routes=routes, extra=["--config", write_config(work, tag, "")])
     h.wait_count(lambda: h.count_files(os.path.join(md, "new")), N, 300, f"{tag}: messages after the restart")
     counts = recipients_at(md)
