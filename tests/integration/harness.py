@@ -593,6 +593,17 @@ def wait_count(count_fn, want, timeout, what, settle=1.0):
     return count_fn()
 
 
+def jsonl_records(path):
+    """The records of a JSON-lines file that another process appends to: [] while it does not
+    exist, and a last line not yet ended by its newline is left for the next read."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split(b"\n")[:-1] if line.strip()]
+
+
 class WebhookReceiver:
     """An HTTP server on 127.0.0.1 that takes event POSTs: it keeps every request (headers, body)
     in arrival order, answers 200, and can be started and stopped on the same port (to be "down"
