@@ -273,7 +273,22 @@ def main():
         receiver.stop()
         ids = [send(f"user{i}@good.test", f"outage {i}") for i in range(10)]
         h.wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 15, "10 more messages at smtp-sink")
-        time.sleep(0.5)  # let delivery record the outcomes (the events are appended first)
+        # The kill comes once delivery has recorded the outcomes in the spool (the events and the
+        # disposition lines are written before that commit): a message killed before it would be
+        # sent again after the restart, with a second Delivery event.
+        spool = os.path.join(data, "spool.db")
+
+        def delivered_in_spool():
+            import sqlite3
+            db = sqlite3.connect(spool, timeout=30)
+            try:
+                rows = db.execute("SELECT m.message_id FROM message m JOIN message_recipient r "
+                                  "ON r.message = m.id WHERE r.state = 2").fetchall()
+            finally:
+                db.close()
+            return set(ids) <= {row[0] for row in rows}
+
+        h.wait_for(delivered_in_spool, "the 10 deliveries committed to the spool")
         h.kill9(p)
         p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
         receiver.start()
