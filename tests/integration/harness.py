@@ -579,6 +579,18 @@ def wait_for(fn, what, timeout=60):
     fail(f"timed out waiting for {what}")
 
 
+def wait_eq(fn, what, timeout=60):
+    """fn() returns (got, want): calls it every 0.1 s until got == want, for at most `timeout`
+    seconds, then checks the last pair with check_eq (so a mismatch shows both sides)."""
+    end = time.time() + timeout
+    got, want = fn()
+    while got != want and time.time() < end:
+        time.sleep(0.1)
+        got, want = fn()
+    check_eq(got, want, what)
+    return got
+
+
 def wait_count(count_fn, want, timeout, what, settle=1.0):
     """Waits (bounded) until count_fn() reaches want, then `settle` seconds more so that a message
     beyond the expected ones would show; returns the final count (the caller checks it)."""

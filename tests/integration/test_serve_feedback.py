@@ -305,10 +305,14 @@ def main():
         for m in ids:
             h.check_eq([e["eventType"] for e in after if e["mail"]["messageId"] == m], ["Send", "Delivery"],
                        f"events of {m} after the outage")
-        lines = [json.loads(l) for l in open(os.path.join(data, "events", "feedback.jsonl"))]
-        h.check_eq(sorted((e["mail"]["messageId"], e["eventType"]) for e in lines),
-                   sorted((e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()),
-                   "the JSON-lines destination against the webhook")
+        # The file destination and the webhook are delivered to independently: wait (bounded)
+        # until the file holds what the webhook got.
+        def file_and_hook():
+            lines = h.jsonl_records(os.path.join(data, "events", "feedback.jsonl"))
+            return (sorted((e["mail"]["messageId"], e["eventType"]) for e in lines),
+                    sorted((e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()))
+
+        h.wait_eq(file_and_hook, "the JSON-lines destination against the webhook", timeout=30)
         print(f"outage: {len(after)} events after kill -9, each once, in order, signed")
 
         _, out, _ = h.magnetic("events", "tail", "--data", data, "--type", "BOUNCE", check_rc=0)
