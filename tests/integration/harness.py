@@ -616,6 +616,19 @@ def jsonl_records(path):
     return [json.loads(line) for line in text.split(b"\n")[:-1] if line.strip()]
 
 
+def connections_to(port):
+    """How many TCP connections of this machine to 127.0.0.1:port are established, counted at
+    their client end (from /proc/net/tcp)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            addr, remote_port = fields[2].split(":")
+            if int(remote_port, 16) == port and addr == "0100007F" and fields[3] == "01":
+                n += 1
+    return n
+
+
 class WebhookReceiver:
     """An HTTP server on 127.0.0.1 that takes event POSTs: it keeps every request (headers, body)
     in arrival order, answers 200, and can be started and stopped on the same port (to be "down"
