@@ -616,6 +616,18 @@ def jsonl_records(path):
     return [json.loads(line) for line in text.split(b"\n")[:-1] if line.strip()]
 
 
+def socket_fds(pid):
+    """How many sockets process pid holds open (a server's listener and its connections)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                n += 1
+        except OSError:
+            pass  # closed meanwhile
+    return n
+
+
 def connections_to(port):
     """How many TCP connections of this machine to 127.0.0.1:port are established, counted at
     their client end (from /proc/net/tcp)."""
