@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness as h
@@ -48,7 +47,9 @@ def main():
         threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        # The signal comes in the middle of the burst: once some sends are answered (a fixed
+        # sleep could end before the first answer on a slow machine, or after the last).
+        h.wait_for(lambda: len(answered) >= 100, "100 sends answered before the stop", timeout=120)
         serve.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(60)
