@@ -168,9 +168,9 @@ def main():
 
         # Suppressed now: accepted, never attempted again.
         again = send("unknown@rcpt.test", "again")
-        states = h.wait_for(lambda: [l for l in open(os.path.join(data, "dispositions.jsonl"))
-                                   if again in l], "the disposition of the suppressed send")
-        h.check_eq(json.loads(states[0])["status"], "suppressed", "second send to a bounced address")
+        states = h.wait_for(lambda: [l for l in h.jsonl_records(os.path.join(data, "dispositions.jsonl"))
+                                   if l["message_id"] == again], "the disposition of the suppressed send")
+        h.check_eq(states[0]["status"], "suppressed", "second send to a bounced address")
 
         # 2. ARF reports through swaks.
         ok1 = send("reader1@good.test", "read me")
