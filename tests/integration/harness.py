@@ -18,6 +18,7 @@ import time
 BIN = os.environ.get("MAGNETIC_BIN", "build/magnetic")
 SOURCE = os.environ.get("MAGNETIC_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 SMTP_SINK = "/usr/sbin/smtp-sink"
+_smtp_sink_pids = {}  # real path of a dump folder -> pid of the smtp-sink writing into it
 
 _children = []
 
@@ -54,9 +55,38 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10):
+class HeldPort:
+    """A port of 127.0.0.1 that this test keeps bound, never listening, until release().
+
+    A port from free_port() is free for anyone until its server binds it: a test running beside
+    this one can get it from bind(0), and a connection of ours to it while nothing listens can
+    even be given it as its own local port and connect to itself. While a port is held, nothing
+    listens there (a connection is refused at once), bind(0) never returns it and no connection
+    takes it as its local port. With reuse (SO_REUSEADDR), a server that sets SO_REUSEADDR too
+    (smtp-sink, Postfix, `magnetic sink`, the webhook receiver) can bind and listen on it while it
+    is held: start the server, wait until it listens, then release. Without reuse nobody can.
+    """
+
+    def __init__(self, port=0, reuse=True):
+        self.sock = socket.socket()
+        if reuse:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+
+    def release(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def wait_port(port, timeout=60, process=None):
+    """Waits (bounded) until something listens on 127.0.0.1:port; with process, fails as soon as
+    that process has exited (its server did not start, whatever else listens there)."""
     end = time.time() + timeout
     while time.time() < end:
+        if process is not None and process.poll() is not None:
+            fail(f"{process.args[0]} exited {process.returncode} before listening on 127.0.0.1:{port}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -105,10 +135,16 @@ def start_smtp_sink(dump_dir):
     os.chmod(dump_dir, 0o777)
     parent = os.path.dirname(dump_dir)
     os.chmod(parent, os.stat(parent).st_mode | 0o711)
-    port = free_port()
+    # The port is held until smtp-sink listens on it, so that what answers is this smtp-sink.
+    held = HeldPort()
+    port = held.port
     args = [SMTP_SINK, "-c", "-u", "nobody", "-d", os.path.join(dump_dir, "%H/%M."), f"127.0.0.1:{port}", "256"]
     p = spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_port(port)
+    try:
+        wait_port(port, process=p)
+    finally:
+        held.release()
+    _smtp_sink_pids[os.path.realpath(dump_dir)] = p.pid
     return p, port
 
 
@@ -461,36 +497,70 @@ _SMTP_SINK_FIELDS = (b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X
 
 
 def smtp_sink_messages(dump_dir):
-    """[(envelope_from, [envelope_to], message bytes)] of every message smtp-sink dumped.
+    """[(envelope_from, [envelope_to], message bytes)] of every transaction smtp-sink has
+    finished (see smtp_sink_dumps: a dump still being written is left out).
 
     smtp-sink writes its own fields (X-Client-Addr ... X-Rcpt-Args) and a Received field of its
     own on top of each message, with LF line ends, and one more LF at the end; all of these are
     removed, so the bytes are the message as sent, with LF for CRLF.
     """
     out = []
-    for root, _, names in os.walk(dump_dir):
-        for name in sorted(names):
-            with open(os.path.join(root, name), "rb") as f:
-                raw = f.read()
-            lines = raw.split(b"\n")
-            env_from, env_to, i = None, [], 0
-            while i < len(lines) and lines[i].startswith(_SMTP_SINK_FIELDS):
-                value = lines[i].split(b":", 1)[1].strip()
-                value = value.split(b">", 1)[0].lstrip(b"<").decode()
-                if lines[i].startswith(b"X-Mail-Args:"):
-                    env_from = value
-                elif lines[i].startswith(b"X-Rcpt-Args:"):
-                    env_to.append(value)
+    for path in smtp_sink_dumps(dump_dir):
+        with open(path, "rb") as f:
+            raw = f.read()
+        lines = raw.split(b"\n")
+        env_from, env_to, i = None, [], 0
+        while i < len(lines) and lines[i].startswith(_SMTP_SINK_FIELDS):
+            value = lines[i].split(b":", 1)[1].strip()
+            value = value.split(b">", 1)[0].lstrip(b"<").decode()
+            if lines[i].startswith(b"X-Mail-Args:"):
+                env_from = value
+            elif lines[i].startswith(b"X-Rcpt-Args:"):
+                env_to.append(value)
+            i += 1
+        if i < len(lines) and lines[i].startswith(b"Received: "):
+            i += 1
+            while i < len(lines) and lines[i][:1] in (b"\t", b" "):
                 i += 1
-            if i < len(lines) and lines[i].startswith(b"Received: "):
-                i += 1
-                while i < len(lines) and lines[i][:1] in (b"\t", b" "):
-                    i += 1
-            msg = b"\n".join(lines[i:])
-            if msg.endswith(b"\n\n"):
-                msg = msg[:-1]
-            out.append((env_from, env_to, msg))
+        msg = b"\n".join(lines[i:])
+        if msg.endswith(b"\n\n"):
+            msg = msg[:-1]
+        out.append((env_from, env_to, msg))
     return out
+
+
+def smtp_sink_dumps(dump_dir):
+    """Paths of the dumps smtp-sink has finished, in folder order.
+
+    smtp-sink creates a transaction's dump at MAIL FROM, writes the message into it as DATA
+    arrives and closes it at the final dot, before it replies: a dump it still holds open is a
+    transaction in progress (empty or cut short), and is left out. The folder is listed before
+    the open files are read, so a dump closed in between is complete and one opened in between is
+    not listed. (Needs to read /proc/PID/fd of smtp-sink, which runs as nobody: root can.)
+    """
+    paths = []
+    for root, _, names in os.walk(dump_dir):
+        paths += [os.path.join(root, name) for name in sorted(names)]
+    pid = _smtp_sink_pids.get(os.path.realpath(dump_dir))
+    if pid is None:
+        return paths
+    busy = set()
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except FileNotFoundError:
+        fds = []  # smtp-sink has exited: every dump is closed
+    for fd in fds:
+        try:
+            busy.add(os.readlink(os.path.join(fd_dir, fd)))
+        except OSError:
+            pass  # closed meanwhile
+    return [p for p in paths if os.path.realpath(p) not in busy]
+
+
+def smtp_sink_count(dump_dir):
+    """How many transactions smtp-sink has finished into dump_dir (see smtp_sink_dumps)."""
+    return len(smtp_sink_dumps(dump_dir))
 
 
 def count_files(dir):
@@ -509,6 +579,18 @@ def wait_for(fn, what, timeout=60):
     fail(f"timed out waiting for {what}")
 
 
+def wait_eq(fn, what, timeout=60):
+    """fn() returns (got, want): calls it every 0.1 s until got == want, for at most `timeout`
+    seconds, then checks the last pair with check_eq (so a mismatch shows both sides)."""
+    end = time.time() + timeout
+    got, want = fn()
+    while got != want and time.time() < end:
+        time.sleep(0.1)
+        got, want = fn()
+    check_eq(got, want, what)
+    return got
+
+
 def wait_count(count_fn, want, timeout, what, settle=1.0):
     """Waits (bounded) until count_fn() reaches want, then `settle` seconds more so that a message
     beyond the expected ones would show; returns the final count (the caller checks it)."""
@@ -523,6 +605,42 @@ def wait_count(count_fn, want, timeout, what, settle=1.0):
     return count_fn()
 
 
+def jsonl_records(path):
+    """The records of a JSON-lines file that another process appends to: [] while it does not
+    exist, and a last line not yet ended by its newline is left for the next read."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split(b"\n")[:-1] if line.strip()]
+
+
+def socket_fds(pid):
+    """How many sockets process pid holds open (a server's listener and its connections)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                n += 1
+        except OSError:
+            pass  # closed meanwhile
+    return n
+
+
+def connections_to(port):
+    """How many TCP connections of this machine to 127.0.0.1:port are established, counted at
+    their client end (from /proc/net/tcp)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            addr, remote_port = fields[2].split(":")
+            if int(remote_port, 16) == port and addr == "0100007F" and fields[3] == "01":
+                n += 1
+    return n
+
+
 class WebhookReceiver:
     """An HTTP server on 127.0.0.1 that takes event POSTs: it keeps every request (headers, body)
     in arrival order, answers 200, and can be started and stopped on the same port (to be "down"
@@ -531,7 +649,10 @@ class WebhookReceiver:
     def __init__(self, port=None, tls=None):
         import threading
 
-        self.port = port or free_port()
+        # The port stays this receiver's while it is down (see HeldPort): a connection to it is
+        # refused, as to a receiver that is down, and no other server can take it meanwhile.
+        self.held = HeldPort(port or 0)
+        self.port = self.held.port
         self.tls = tls  # (cert_file, key_file): https
         self.requests = []
         self.lock = threading.Lock()
@@ -569,6 +690,7 @@ class WebhookReceiver:
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+        self.held.release()
         return self
 
     def stop(self):
@@ -576,6 +698,7 @@ class WebhookReceiver:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+            self.held = HeldPort(self.port)
 
     def events(self):
         """[(headers, parsed record)] so far."""

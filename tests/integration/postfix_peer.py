@@ -55,10 +55,14 @@ def available():
     return os.access(POSTFIX, os.X_OK)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _held_port():
+    """A socket bound to a free port of 127.0.0.1 with SO_REUSEADDR, never listening: while it is
+    open no other server gets the port from bind(0) and no connection takes it as its own port,
+    and Postfix (which sets SO_REUSEADDR too) can still listen there. Closed once it does."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 # One line per service, as postfix's master.cf reads them: no chroot anywhere (the instance
@@ -250,7 +254,19 @@ class PostfixPeer:
         if self._started:
             raise RuntimeError("the Postfix peer is already started")
         self.feedback_port = int(feedback_port)
-        self.smtp_port = int(smtp_port) if smtp_port else _free_port()
+        held = None
+        if smtp_port:
+            self.smtp_port = int(smtp_port)
+        else:
+            held = _held_port()  # until Postfix listens on it
+            self.smtp_port = held.getsockname()[1]
+        try:
+            return self._start(timeout)
+        finally:
+            if held is not None:
+                held.close()
+
+    def _start(self, timeout):
         self._write_config()
 
         # "postfix check" creates the missing queue folders with their owners and modes (its

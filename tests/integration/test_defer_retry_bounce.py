@@ -86,9 +86,14 @@ def main():
         print(f"421: 40 delivered, {len(deferred_421)} deferrals after 421")
 
         # Nobody listens: deferred, then expired.
-        dead = h.free_port()
+        # The port is held, never listening, for the whole run: every connection is refused, as
+        # the test wants, and none can be given the port as its own (connecting to itself), nor
+        # another server take it.
+        held = h.HeldPort(reuse=False)
+        dead = held.port
         rc, rep, log, out, err = send(work, "dead", dead, 5, "--retry-initial", "100ms", "--max-age", "1s",
                                      "--slow-backoff", "300ms")
+        held.release()
         h.check_eq(rc, 0, "exit code once all expired")
         h.check_eq(rep["expired"], 5, "expired")
         # expired_is_not_counted_as_bounced

@@ -112,9 +112,14 @@ def main():
         spool = os.path.join(work, "slow.db")
         args = [h.BIN, "send", "--template", tpl, "--recipients", lst, "--from", "S <s@example.com>",
                 "--relay", f"127.0.0.1:{slow_port}", "--spool", spool, "--no-progress"]
-        import subprocess, signal, time
+        import subprocess, signal
         p = h.spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        # The stop must come while a session waits on the receiver: once the command has
+        # connected to it. (A signal before the campaign is accepted ends the command at once,
+        # exit 130: that is what a fixed sleep gave on a slow start.)
+        h.wait_for(lambda: p.poll() is not None or h.connections_to(slow_port) > 0,
+                   "the campaign's connection to the slow receiver")
+        h.check(p.poll() is None, f"stop_does_not_wait_on_a_slow_receiver: the command ended by itself ({p.returncode})")
         p.send_signal(signal.SIGTERM)
         try:
             rc = p.wait(timeout=30)

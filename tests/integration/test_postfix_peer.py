@@ -159,8 +159,11 @@ def main():
             except BaseException:
                 print("Postfix log:\n" + peer.log())
                 raise
-        # The context has stopped the instance: nothing listens on its port any more.
-        h.check_eq(listening_addresses(port), [], "listeners on the peer's port after stop")
+        # The context has stopped the instance: nothing listens on its port any more. stop()
+        # waits for the master only; an idle smtpd it had started holds the listening socket
+        # until it has exited too, a moment later, so that is waited for (bounded).
+        h.wait_eq(lambda: (listening_addresses(port), []), "listeners on the peer's port after stop",
+                  timeout=30)
         passed += 1
     finally:
         receiver.close()

@@ -95,7 +95,7 @@ def main():
         other = h.SesClient(port, spare["AccessKeyId"], spare["SecretAccessKey"])
         h.check_eq(other.ok("GET", "/v2/email/account")["SendQuota"]["SentLast24Hours"], 2.0,
                    "SentLast24Hours read with the other key")
-        h.wait_count(lambda: h.count_files(dump), 2, 120, "messages at smtp-sink")
+        h.wait_count(lambda: h.smtp_sink_count(dump), 2, 120, "messages at smtp-sink")
         got = sorted(r for _, rcpts, _ in h.smtp_sink_messages(dump) for r in rcpts)
         h.check_eq(got, ["ok-email@a.example", "ok-ses@a.example"], "recipients delivered")
         passed += 1

@@ -306,7 +306,7 @@ def main():
 
         # Delivery: everything accepted and not suppressed, exactly once.
         want = sorted(ids)
-        h.wait_count(lambda: h.count_files(dump), len(want), 180, "messages at smtp-sink")
+        h.wait_count(lambda: h.smtp_sink_count(dump), len(want), 180, "messages at smtp-sink")
         messages = h.smtp_sink_messages(dump)
         h.check_eq(sorted(r for _, rcpts, _ in messages for r in rcpts), want, "recipients delivered")
         for _, rcpts, raw in messages:
@@ -353,12 +353,20 @@ def main():
                            f"<p>Hello <b>{name}</b>, plan {plan}</p>", f"html of the message to {rcpt}")
         passed += 1
 
-        # The suppressed recipient has its disposition, and no other outcome.
-        outcomes = {}
-        with open(os.path.join(data, "dispositions.jsonl")) as f:
-            for line in f:
-                rec = json.loads(line)
+        # The suppressed recipient has its disposition, and no other outcome. smtp-sink has a
+        # message before its reply and the service logs the outcome after it: the last lines may
+        # come after the last message, so they are waited for.
+        def outcomes_now():
+            outcomes = {}
+            for rec in h.jsonl_records(os.path.join(data, "dispositions.jsonl")):
                 outcomes.setdefault(rec["recipient"], []).append(rec["status"])
+            return outcomes
+
+        def logged(o):
+            return "supp@a.example" in o and all("delivered" in o.get(r, []) for r in want)
+
+        outcomes = h.wait_for(lambda: (lambda o: o if logged(o) else None)(outcomes_now()),
+                              "the disposition lines of every recipient")
         h.check_eq(outcomes.get("supp@a.example"), ["suppressed"], "dispositions of the suppressed recipient")
         h.check_eq(sorted(r for r, st in outcomes.items() if st == ["delivered"]), want, "recipients logged delivered")
         passed += 1

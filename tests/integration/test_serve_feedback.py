@@ -104,7 +104,10 @@ def main():
     sink_dir = os.path.join(work, "sink")
     os.makedirs(sink_dir)
     sink, sink_port = h.start_smtp_sink(sink_dir)
-    postfix_port = h.free_port()
+    # Postfix's port is routed to before Postfix runs: it is held (h.HeldPort) until Postfix
+    # listens there, so that no other server can take it meanwhile.
+    postfix_held = h.HeldPort()
+    postfix_port = postfix_held.port
     receiver = h.WebhookReceiver().start()
 
     key = h.keys_create(data, "feedback")
@@ -112,6 +115,7 @@ def main():
     peer = postfix_peer.PostfixPeer(os.path.join(work, "postfix"))
     try:
         peer.start(feedback_port=ports["feedback"], smtp_port=postfix_port)
+        postfix_held.release()
         api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
         api.ok("POST", "/v2/email/identities", {"EmailIdentity": DOMAIN})
         api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": SET})
@@ -164,9 +168,9 @@ def main():
 
         # Suppressed now: accepted, never attempted again.
         again = send("unknown@rcpt.test", "again")
-        states = h.wait_for(lambda: [l for l in open(os.path.join(data, "dispositions.jsonl"))
-                                   if again in l], "the disposition of the suppressed send")
-        h.check_eq(json.loads(states[0])["status"], "suppressed", "second send to a bounced address")
+        states = h.wait_for(lambda: [l for l in h.jsonl_records(os.path.join(data, "dispositions.jsonl"))
+                                   if l["message_id"] == again], "the disposition of the suppressed send")
+        h.check_eq(states[0]["status"], "suppressed", "second send to a bounced address")
 
         # 2. ARF reports through swaks.
         ok1 = send("reader1@good.test", "read me")
@@ -269,7 +273,22 @@ def main():
         receiver.stop()
         ids = [send(f"user{i}@good.test", f"outage {i}") for i in range(10)]
         h.wait_for(lambda: len(h.smtp_sink_messages(sink_dir)) >= 15, "10 more messages at smtp-sink")
-        time.sleep(0.5)  # let delivery record the outcomes (the events are appended first)
+        # The kill comes once delivery has recorded the outcomes in the spool (the events and the
+        # disposition lines are written before that commit): a message killed before it would be
+        # sent again after the restart, with a second Delivery event.
+        spool = os.path.join(data, "spool.db")
+
+        def delivered_in_spool():
+            import sqlite3
+            db = sqlite3.connect(spool, timeout=30)
+            try:
+                rows = db.execute("SELECT m.message_id FROM message m JOIN message_recipient r "
+                                  "ON r.message = m.id WHERE r.state = 2").fetchall()
+            finally:
+                db.close()
+            return set(ids) <= {row[0] for row in rows}
+
+        h.wait_for(delivered_in_spool, "the 10 deliveries committed to the spool")
         h.kill9(p)
         p, ports = serve(cfg, data, [("rcpt.test", postfix_port), ("good.test", sink_port)])
         receiver.start()
@@ -286,10 +305,14 @@ def main():
         for m in ids:
             h.check_eq([e["eventType"] for e in after if e["mail"]["messageId"] == m], ["Send", "Delivery"],
                        f"events of {m} after the outage")
-        lines = [json.loads(l) for l in open(os.path.join(data, "events", "feedback.jsonl"))]
-        h.check_eq(sorted((e["mail"]["messageId"], e["eventType"]) for e in lines),
-                   sorted((e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()),
-                   "the JSON-lines destination against the webhook")
+        # The file destination and the webhook are delivered to independently: wait (bounded)
+        # until the file holds what the webhook got.
+        def file_and_hook():
+            lines = h.jsonl_records(os.path.join(data, "events", "feedback.jsonl"))
+            return (sorted((e["mail"]["messageId"], e["eventType"]) for e in lines),
+                    sorted((e["mail"]["messageId"], e["eventType"]) for _, e in receiver.events()))
+
+        h.wait_eq(file_and_hook, "the JSON-lines destination against the webhook", timeout=30)
         print(f"outage: {len(after)} events after kill -9, each once, in order, signed")
 
         _, out, _ = h.magnetic("events", "tail", "--data", data, "--type", "BOUNCE", check_rc=0)

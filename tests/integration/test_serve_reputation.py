@@ -94,6 +94,14 @@ def main():
         h.check_eq(send(f"lost{i}@bad.test", "promo").status, 200, "a bad send through promo")
     h.wait_for(lambda: suppressed("lost0@bad.test") and suppressed("lost1@bad.test"),
              "the promo bounces to be suppressed")
+    # A bounce is suppressed first and judged by the guard after; and the service reads the set
+    # through a cache of 2 seconds, so sends through promo may still be taken for a while after
+    # it is paused, each one more recipient sent. Nothing more is sent until both bounces are
+    # judged: the set paused in the store (the API reads the store) and the account at 2 of 40
+    # (5%) on PROBATION, which a 41st recipient sent before its judgement would have prevented.
+    h.wait_for(lambda: api.ok("GET", "/v2/email/configuration-sets/promo")["SendingOptions"]["SendingEnabled"]
+               is False, "the configuration set to be paused in the store")
+    h.wait_for(lambda: account()["EnforcementStatus"] != "HEALTHY", "the account's review")
     r = h.wait_for(lambda: (lambda r: r if r.status == 400 else None)(send("w9@good.test", "promo")),
                  "the configuration set to be paused")
     h.check_eq(r.error_type(), "SendingPausedException", "a send through the paused set")

@@ -91,7 +91,7 @@ def main():
 
         # Delivered: the accepted messages, and nothing of the refused calls.
         want = sorted(ids)
-        h.wait_count(lambda: h.count_files(dump), len(want), 180, "messages at smtp-sink")
+        h.wait_count(lambda: h.smtp_sink_count(dump), len(want), 180, "messages at smtp-sink")
         messages = h.smtp_sink_messages(dump)
         h.check_eq(sorted(r for _, rcpts, _ in messages for r in rcpts), want, "recipients delivered")
         for _, rcpts, raw in messages:

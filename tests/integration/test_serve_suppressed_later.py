@@ -8,7 +8,6 @@ through the API (PutSuppressedDestination), and then never attempted again: its 
 OnAccountSuppressionList bounce. A recipient of the same destination that is not suppressed is
 delivered on its third attempt.
 """
-import json
 import os
 import sys
 import time
@@ -45,10 +44,9 @@ def main():
             "Content": {"Simple": {"Subject": {"Data": "hi"}, "Body": {"Text": {"Data": "hi\n"}}}}})["MessageId"]
 
     def states(message_id):
-        path = os.path.join(data, "dispositions.jsonl")
-        if not os.path.exists(path):
-            return []
-        return [json.loads(l)["status"] for l in open(path) if message_id in l]
+        # Read while the service appends: a line not yet ended is left for the next read.
+        return [l["status"] for l in h.jsonl_records(os.path.join(data, "dispositions.jsonl"))
+                if l["message_id"] == message_id]
 
     late = send("late@slow.test")
     kept = send("kept@slow.test")

@@ -65,10 +65,9 @@ def main():
         return api.ok("POST", "/v2/email/outbound-emails", body)["MessageId"]
 
     def lines(message_id):
-        path = os.path.join(data, "dispositions.jsonl")
-        if not os.path.exists(path):
-            return []
-        return [json.loads(l) for l in open(path) if message_id in l]
+        # Read while the service appends: a line not yet ended is left for the next read.
+        return [l for l in h.jsonl_records(os.path.join(data, "dispositions.jsonl"))
+                if l["message_id"] == message_id]
 
     first = send("a@blocked.test")
     got = h.wait_for(lambda: lines(first), "the first attempt")
