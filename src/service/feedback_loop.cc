@@ -361,6 +361,7 @@ void FeedbackLoop::Impl::guard(const std::string& set, bool force) {
           continue;
         }
       }
+      if (options.on_paused) options.on_paused(scope);
       log->error("sending paused for {}: {}; resume it through the API once the cause is fixed",
                  what, why);
       events::SendingPausedDetail d;

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,9 @@ struct FeedbackOptions {
   ReputationThresholds reputation;
   std::string reporting_mta;                                  // our EHLO name, for records
   std::chrono::milliseconds max_age{std::chrono::hours(24)};  // for DeliveryDelay's expiration
+  // Called when the guard has paused a configuration set ("" for the account), after the store
+  // says so: a caller that caches sets drops its copy, so the next send is refused at once.
+  std::function<void(const std::string& scope)> on_paused;
 };
 
 // The reasons (BOUNCE, COMPLAINT) that suppress for a message of this configuration set: the

@@ -81,6 +81,10 @@ class TtlCache {
     entries_[key] = {value, now + std::chrono::seconds(2)};
     return value;
   }
+  void erase(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.erase(key);
+  }
 
  private:
   std::mutex mu_;
@@ -349,6 +353,9 @@ Result<std::unique_ptr<Service>> Service::start(ServiceOptions options, store::S
   FeedbackOptions fo = impl->options.feedback;
   fo.reporting_mta = impl->options.delivery.ehlo_name;
   fo.max_age = impl->options.delivery.max_age;
+  fo.on_paused = [m](const std::string& scope) {
+    if (!scope.empty()) m->sets.erase(scope);
+  };
   impl->feedback = std::make_unique<FeedbackLoop>(fo, store, *impl->spool, *impl->publisher);
   DeliveryOptions delivery = impl->options.delivery;
   delivery.verp_domain = fo.bounce_domain;

@@ -21,6 +21,7 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 _smtp_sink_pids = {}  # real path of a dump folder -> pid of the smtp-sink writing into it
 
 _children = []
+_tempdirs = []
 
 
 def fail(msg):
@@ -45,7 +46,10 @@ def corpora():
 
 
 def tempdir():
+    """A new folder for this test; cleanup() removes it when the test passed (kept for a look at
+    what went wrong otherwise)."""
     d = tempfile.mkdtemp(prefix="magnetic-it-")
+    _tempdirs.append(d)
     return d
 
 
@@ -101,10 +105,16 @@ def spawn(args, **kw):
 
 
 def cleanup():
+    """Stops every process the test started; removes its folders unless it is failing (called from
+    a `finally`, where sys.exc_info() names the exception on its way out)."""
     for p in _children:
         if p.poll() is None:
             p.kill()
             p.wait()
+    if sys.exc_info()[0] is None:
+        for d in _tempdirs:
+            shutil.rmtree(d, ignore_errors=True)
+        _tempdirs.clear()
 
 
 def magnetic(*args, check_rc=None, timeout=300, env=None):
