@@ -473,6 +473,13 @@ class SesClient:
         check(r.status == 200 and r.doc is not None, f"{what or method + ' ' + path}: {r!r}")
         return r.doc
 
+    def webhook(self, set_name, name, url, types):
+        """An enabled webhook event destination `name` of configuration set `set_name`."""
+        return self.ok("POST", f"/v2/email/configuration-sets/{set_name}/event-destinations", {
+            "EventDestinationName": name,
+            "EventDestination": {"Enabled": True, "MatchingEventTypes": types,
+                                 "SnsDestination": {"TopicArn": url}}})
+
 
 def rsa_key(dir, name="dkim"):
     """A fresh RSA 2048 key made with openssl; returns (pem_path, der_base64_of_private_key,

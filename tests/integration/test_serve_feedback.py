@@ -119,11 +119,7 @@ def main():
         api = h.SesClient(ports["api"], key["AccessKeyId"], key["SecretAccessKey"])
         api.ok("POST", "/v2/email/identities", {"EmailIdentity": DOMAIN})
         api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": SET})
-        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
-            "EventDestinationName": "hook",
-            "EventDestination": {"Enabled": True,
-                                 "MatchingEventTypes": ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT"],
-                                 "SnsDestination": {"TopicArn": receiver.url()}}})
+        api.webhook(SET, "hook", receiver.url(), ["SEND", "DELIVERY", "BOUNCE", "COMPLAINT"])
         api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
             "EventDestinationName": "file",
             "EventDestination": {"Enabled": True,
@@ -242,10 +238,7 @@ def main():
 
         # An https webhook, verified against the CA file of the configuration.
         secure = h.WebhookReceiver(tls=tls).start()
-        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
-            "EventDestinationName": "secure",
-            "EventDestination": {"Enabled": True, "MatchingEventTypes": ["SEND"],
-                                 "SnsDestination": {"TopicArn": secure.url()}}})
+        api.webhook(SET, "secure", secure.url(), ["SEND"])
         time.sleep(2.5)  # the service reads destinations through a cache of 2 seconds
         over_tls = send("reader4@good.test", "over https")
         h.wait_for(lambda: [e for _, e in secure.events() if e["mail"]["messageId"] == over_tls],
@@ -254,10 +247,7 @@ def main():
         api.ok("DELETE", f"/v2/email/configuration-sets/{SET}/event-destinations/secure")
         # A certificate the CA file does not vouch for is refused.
         untrusted = h.WebhookReceiver(tls=h.self_signed_cert(work, "other")).start()
-        api.ok("POST", f"/v2/email/configuration-sets/{SET}/event-destinations", {
-            "EventDestinationName": "untrusted",
-            "EventDestination": {"Enabled": True, "MatchingEventTypes": ["SEND"],
-                                 "SnsDestination": {"TopicArn": untrusted.url()}}})
+        api.webhook(SET, "untrusted", untrusted.url(), ["SEND"])
         time.sleep(2.5)
         send("reader5@good.test", "not over untrusted https")
         h.wait_for(lambda: "untrusted" in h.serve_log(data) and "certificate verify failed" in h.serve_log(data),

@@ -41,10 +41,7 @@ def main():
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
     api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "promo"})
     receiver = h.WebhookReceiver().start()
-    api.ok("POST", "/v2/email/configuration-sets/promo/event-destinations", {
-        "EventDestinationName": "ops",
-        "EventDestination": {"Enabled": True, "MatchingEventTypes": ["SENDING_PAUSED"],
-                             "SnsDestination": {"TopicArn": receiver.url()}}})
+    api.webhook("promo", "ops", receiver.url(), ["SENDING_PAUSED"])
 
     def paused_events(n):
         got = [e for _, e in receiver.events() if e["eventType"] == "Sending Paused"]

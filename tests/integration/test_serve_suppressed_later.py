@@ -32,10 +32,7 @@ def main():
     api.ok("POST", "/v2/email/identities", {"EmailIdentity": "example.com"})
     api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "news"})
     receiver = h.WebhookReceiver().start()
-    api.ok("POST", "/v2/email/configuration-sets/news/event-destinations", {
-        "EventDestinationName": "hook",
-        "EventDestination": {"Enabled": True, "MatchingEventTypes": ["BOUNCE"],
-                             "SnsDestination": {"TopicArn": receiver.url()}}})
+    api.webhook("news", "hook", receiver.url(), ["BOUNCE"])
 
     def send(to):
         return api.ok("POST", "/v2/email/outbound-emails", {

@@ -25,10 +25,7 @@ def add_hook(api, types):
     """Configuration set "news" with a webhook destination for `types`; returns the receiver."""
     api.ok("POST", "/v2/email/configuration-sets", {"ConfigurationSetName": "news"})
     receiver = h.WebhookReceiver().start()
-    api.ok("POST", "/v2/email/configuration-sets/news/event-destinations", {
-        "EventDestinationName": "hook",
-        "EventDestination": {"Enabled": True, "MatchingEventTypes": types,
-                             "SnsDestination": {"TopicArn": receiver.url()}}})
+    api.webhook("news", "hook", receiver.url(), types)
     return receiver
 
 
