@@ -1105,6 +1105,7 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
     report.kind = FeedbackKind::kComplaint;
     std::vector<std::string> rcpts;
     bool from_field = false;
+    bool to_inferred = false;
     for (const auto& block : read_blocks(parts.feedback_report)) {
       for (const auto& f : block) {
         if (f.name == "feedback-type" && report.feedback_type.empty())
@@ -1140,14 +1141,17 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
     } else if (rcpts.empty()) {
       // No Original-Rcpt-To: the returned message's To, when it is one mailbox read whole (a
       // list does not say which of its recipients complained).
-      if (auto to = mail::parse_mailbox(header_value(parts.returned_headers, "To")))
+      if (auto to = mail::parse_mailbox(header_value(parts.returned_headers, "To"))) {
         rcpts.push_back(lower(to->address()));
+        to_inferred = true;
+      }
     }
     if (report.feedback_type.empty()) report.feedback_type = "other";
     for (const auto& a : rcpts) {
       FeedbackEntry e;
       e.recipient = a;
-      if (from_field) e.original_recipient = a;  // else the returned To
+      if (from_field) e.original_recipient = a;
+      e.inferred = to_inferred;
       e.reason = "feedback";
       e.feedback_type = report.feedback_type;
       report.entries.push_back(std::move(e));
@@ -1249,20 +1253,21 @@ Result<FeedbackReport> parse_report(std::string_view raw_message, int depth) {
   // Recipients: the text, else the header that lists them, else the text once more without
   // skipping our own addresses, else the returned message's To.
   entries = read_text_bounce(lines, cx);
-  auto first_of = [&cx](const std::string& header) {
+  auto first_of = [&cx](const std::string& header, bool inferred) {
     std::vector<FeedbackEntry> out;
     for (const auto& a : find_addresses(header)) {
       if (std::find(cx.refused.begin(), cx.refused.end(), a.address) != cx.refused.end()) continue;
       FeedbackEntry e;
       e.recipient = a.address;
+      e.inferred = inferred;
       out.push_back(std::move(e));
       break;
     }
     return out;
   };
-  if (entries.empty()) entries = first_of(header_value(own_headers, "X-Failed-Recipients"));
+  if (entries.empty()) entries = first_of(header_value(own_headers, "X-Failed-Recipients"), false);
   if (entries.empty()) entries = read_text_bounce(lines, cx, true);
-  if (entries.empty()) entries = first_of(header_value(parts.returned_headers, "To"));
+  if (entries.empty()) entries = first_of(header_value(parts.returned_headers, "To"), true);
   std::string lc = lower(text);
   bool temporary = lc.find("temporary") != std::string::npos ||
                    lc.find("will keep trying") != std::string::npos ||

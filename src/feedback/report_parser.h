@@ -43,6 +43,9 @@ struct FeedbackEntry {
   std::string bounce_subtype;      // SES: General, NoEmail, MailboxFull, ...
   std::string feedback_type;       // ARF Feedback-Type for a complaint: abuse, opt-out, ...
   bool after_data = false;         // the refusal answered DATA or the final dot, not RCPT
+  // Read from the returned message's To, not from a field of the report: a guess, since a
+  // message's To need not name the recipient it reached (Cc, Bcc, lists, several people).
+  bool inferred = false;
 };
 
 struct FeedbackReport {

@@ -564,6 +564,12 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
         feedback_kind_name(report->kind), of_message.front().message_id, of_message.size());
     return result;
   }
+  // A report that does not say whom it is about (it names nobody, or only the returned
+  // message's To does) is about the message's one recipient; with several, it cannot tell them
+  // apart, and nobody is acted on.
+  auto only_recipient = [&]() -> const spool::RecipientRecord* {
+    return of_message.size() == 1 ? &of_message.front() : nullptr;
+  };
   auto find_in_message = [&](const std::string& email) -> const spool::RecipientRecord* {
     for (const auto& r : of_message) {
       if (lower(r.email) == lower(email)) return &r;
@@ -598,7 +604,7 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
         target = &*by_token;
         token_used = true;
       } else if (!by_token) {
-        target = find_in_message(e.recipient);
+        target = e.inferred ? only_recipient() : find_in_message(e.recipient);
       }
       if (!target) {
         ++result.unmatched;
@@ -631,21 +637,27 @@ Result<FeedbackResult> FeedbackLoop::process(std::string_view raw, const std::st
     }
   } else {
     // A complaint: the token's recipient, else those the report names, else (a report that
-    // names nobody) every recipient of the returned message, as the complaint is about it.
+    // names nobody, or only through the returned To) the message's one recipient.
     std::vector<const spool::RecipientRecord*> candidates;
     if (by_token) {
       candidates.push_back(&*by_token);
     } else {
       for (const auto& e : report->entries) {
         if (e.recipient.empty()) continue;
-        if (const auto* r = find_in_message(e.recipient)) {
+        if (const auto* r = e.inferred ? only_recipient() : find_in_message(e.recipient)) {
           candidates.push_back(r);
         } else {
           ++result.unmatched;
         }
       }
       if (candidates.empty() && result.unmatched == 0 && !report->recipients_unreadable) {
-        for (const auto& r : of_message) candidates.push_back(&r);
+        if (const auto* r = only_recipient()) {
+          candidates.push_back(r);
+        } else if (of_message.size() > 1) {
+          m.log->info("complaint about message {} names none of its {} recipients: not matched",
+                      of_message.front().message_id, of_message.size());
+          result.unmatched = 1;
+        }
       }
     }
     if (candidates.empty() && result.unmatched == 0) result.unmatched = 1;

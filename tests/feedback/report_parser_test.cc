@@ -637,6 +637,7 @@ TEST(ReportParserRegression, arf_original_rcpt_to_is_read_whole) {
   ASSERT_TRUE(r.is_ok());
   ASSERT_EQ(r->entries.size(), 1u);
   EXPECT_EQ(r->entries[0].recipient, "returned-to@example.com");
+  EXPECT_TRUE(r->entries[0].inferred);  // a guess, acted on only for a one-recipient message
   EXPECT_FALSE(r->recipients_unreadable);
 }
 

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -821,19 +823,57 @@ TEST_F(FeedbackLoopTest, ComplaintByMessageIdAndOriginalRcptTo) {
   EXPECT_EQ(events().size(), 1u);
 }
 
-TEST_F(FeedbackLoopTest, ComplaintNamingNobodyIsAboutTheWholeMessage) {
-  // Providers redact the recipient: without VERP the complaint is about every recipient.
+// Regression (complaint_naming_nobody_suppresses_everyone): without VERP, a redacted report
+// about a message of several recipients cannot say which one complained; none is suppressed.
+// About a message of one recipient, it is that recipient.
+TEST_F(FeedbackLoopTest, ComplaintNamingNobodyIsAboutTheOneRecipientOnly) {
   options_.bounce_domain = "";
   make_loop();
   auto rs = accept("msg-redacted", "news", {"ann@example.com", "bob@example.com"});
   ASSERT_EQ(rs.size(), 2u);
   auto r = loop_->process(arf("fbl@bounces.test", "abuse", "", "msg-redacted@news.example"), "");
-  expect_result(r, FeedbackKind::kComplaint, 2, 0, 2);
-  EXPECT_TRUE(suppressed("ann@example.com"));
-  EXPECT_TRUE(suppressed("bob@example.com"));
-  auto ev = events();
-  ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0]["complaint"]["complainedRecipients"].size(), 2u);
+  expect_result(r, FeedbackKind::kComplaint, 0, 1, 0);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  EXPECT_FALSE(suppressed("bob@example.com"));
+  EXPECT_TRUE(events().empty());
+
+  rs = accept("msg-single", "news", {"cat@example.com"});
+  ASSERT_EQ(rs.size(), 1u);
+  r = loop_->process(arf("fbl@bounces.test", "abuse", "", "msg-single@news.example"), "");
+  expect_result(r, FeedbackKind::kComplaint, 1, 0, 1);
+  EXPECT_TRUE(suppressed("cat@example.com"));
+}
+
+// Regression (returned_to_names_the_wrong_recipient): the returned message's To is not who the
+// report is about when the message had several recipients (Bcc, Cc, lists): a complaint or a
+// bounce that only it names acts on nobody.
+TEST_F(FeedbackLoopTest, ReturnedToOfAMessageOfSeveralIsNotTheRecipient) {
+  options_.bounce_domain = "";
+  make_loop();
+  auto rs = accept("msg-bcc", "news", {"ann@example.com", "bob@example.com"});
+  ASSERT_EQ(rs.size(), 2u);
+  // A complaint about bob's copy (Bcc): its To says ann.
+  std::string report = arf("fbl@bounces.test", "abuse", "", "msg-bcc@news.example");
+  size_t to = report.find("To: undisclosed-recipients:;");
+  ASSERT_NE(to, std::string::npos);
+  report.replace(to, std::strlen("To: undisclosed-recipients:;"), "To: ann@example.com");
+  auto r = loop_->process(report, "");
+  expect_result(r, FeedbackKind::kComplaint, 0, 1, 0);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+
+  // A DSN whose Final-Recipient is refused: the returned To's first address is not bounced.
+  std::string bounce = dsn("mailer@bounces.test", "Bob <bob@example.com>", "failed", "5.1.1",
+                           "550 5.1.1 user unknown", "msg-bcc@news.example");
+  size_t returned = bounce.rfind("To: Bob <bob@example.com>");
+  ASSERT_NE(returned, std::string::npos);
+  bounce.replace(returned, std::strlen("To: Bob <bob@example.com>"),
+                 "To: ann@example.com, bob@example.com");
+  r = loop_->process(bounce, "");
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->matched, 0u);
+  EXPECT_FALSE(suppressed("ann@example.com"));
+  EXPECT_FALSE(suppressed("bob@example.com"));
+  EXPECT_TRUE(events().empty());
 }
 
 // Regression (unreadable_rcpt_to_suppresses_everyone): a report whose Original-Rcpt-To cannot be
