@@ -212,7 +212,10 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
       after_mail.emplace_back(reason, std::string(f[2]));
     } else if (kind == "code") {
       std::string code(f[2]);
-      if (code.size() != 3 || code[0] < '2' || code[0] > '5') return bad("code must be NNN");
+      bool digits = code.size() == 3 && std::all_of(code.begin(), code.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
+      if (!digits || code[0] < '2' || code[0] > '5')
+        return bad("code '" + printable(code, 40) + "' must be a reply code from 200 to 599");
       statuses.push_back({"code:" + code, reason, false, false});
     } else {
       // The file may be anything (a binary named by mistake): its bytes are quoted, not echoed.
@@ -234,6 +237,10 @@ Status BounceRules::extend(std::string_view text, std::string_view origin) {
   for (const auto& r : statuses)
     if (!known(r.reason))
       return Status::invalid(std::string(origin) + ": no class " + printable(r.reason, 40));
+  for (const auto* turns : {&after_data, &after_mail})
+    for (const auto& [from, to] : *turns)
+      if (!known(to))
+        return Status::invalid(std::string(origin) + ": no class " + printable(to, 40));
 
   // The new rules go first; a new class line replaces an old one.
   texts.insert(texts.end(), text_rules_.begin(), text_rules_.end());

@@ -792,6 +792,10 @@ void FeedbackLoop::on_attempts(const std::vector<Attempt>& attempts) {
           f.diagnostic = o.reply;
         } else {
           f.status = status_or_class(a.reply.enhanced, a.reply.code, !expired);
+          // A Transient bounce carries a transient status: one that expired after a permanent
+          // refusal of our egress source (which defers, not bounces) says "delivery time
+          // expired" and quotes the refusal in its diagnostic.
+          if (expired && f.status.front() != '4') f.status = "4.4.7";
           f.diagnostic = diagnostic_code(a.reply.to_string());
         }
         f.reporting_mta = m.options.reporting_mta.empty() ? "" : "dns; " + m.options.reporting_mta;

@@ -55,6 +55,23 @@ TEST(BounceRules, StatusPatternMustBeAnEnhancedCode) {
   }
 }
 
+// Regression (code_rule_messages): a reply code out of range is named as such, a code that is
+// not three digits is refused, and a data/mail line must turn a reason into a known class.
+TEST(BounceRules, CodeAndTurnLinesAreChecked) {
+  for (const char* bad : {"650", "5xx", "55", "1234", "199"}) {
+    auto r = BounceRules::parse(std::string("code\tuserunknown\t") + bad + "\n", "u");
+    ASSERT_FALSE(r.is_ok()) << bad;
+    EXPECT_EQ(r.status().message(),
+              std::string("u:1: code '") + bad + "' must be a reply code from 200 to 599");
+  }
+  auto r = BounceRules::parse(
+      "class\tuserunknown\thard\tPermanent\tNoEmail\n"
+      "data\tuserunknown\tnosuch\n",
+      "u");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "u: no class nosuch");
+}
+
 TEST(BounceRules, GlobMatchesAcrossFoldedText) {
   EXPECT_TRUE(glob_find(normalize_diagnostic("Mailbox\r\n  FULL"), "mailbox full"));
   EXPECT_TRUE(glob_find("could not be delivered for 5 days", "could not be delivered for * days"));

@@ -1025,6 +1025,22 @@ TEST_F(FeedbackLoopTest, ExpiredAttemptsAreSoftBouncesThatCountTowardsTheRun) {
   EXPECT_EQ(acct->bounced, 0u);
 }
 
+// Regression (transient_bounce_with_permanent_status): a recipient whose last try got a
+// permanent refusal of our egress source (deferred, not bounced) and then expired is a Transient
+// bounce with a transient status; the diagnostic keeps the refusal.
+TEST_F(FeedbackLoopTest, ExpiryAfterAPermanentRefusalOfOurSourceHasATransientStatus) {
+  auto rs = accept("msg-expired-5xx", "news", {"ann@example.com"});
+  ASSERT_EQ(rs.size(), 1u);
+  loop_->on_attempts({attempt(rs[0], spool::RecipientState::kExpired, 554, "5.7.1",
+                              "client host [127.0.0.1] blocked using a block list", "rcpt")});
+  auto ev = events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0]["bounce"]["bounceType"], "Transient");
+  EXPECT_EQ(ev[0]["bounce"]["bouncedRecipients"][0]["status"], "4.4.7");
+  EXPECT_EQ(ev[0]["bounce"]["bouncedRecipients"][0]["diagnosticCode"],
+            "smtp; 554 5.7.1 client host [127.0.0.1] blocked using a block list");
+}
+
 TEST_F(FeedbackLoopTest, AttemptWithoutKnownMessageIsReadFromTheSpool) {
   auto rs = accept("msg-unknown-att", "news", {"ann@example.com"});
   ASSERT_EQ(rs.size(), 1u);
