@@ -174,6 +174,22 @@ ApiError not_found_of(Services& s, const std::string& set, const std::string& na
                    ".");
 }
 
+// A file destination whose file another destination of the set already writes: every event
+// would be written twice. The refusal, or nullopt.
+std::optional<ApiError> shared_file(const store::EventDestination& d,
+                                    const std::vector<store::EventDestination>& existing) {
+  if (d.kind != store::EventDestination::Kind::kFile) return std::nullopt;
+  for (const auto& e : existing) {
+    if (e.name != d.name && e.kind == d.kind && e.target == d.target) {
+      return bad_request(
+          "EventDestination.KinesisFirehoseDestination.DeliveryStreamArn 'file:" + d.target +
+          "' is already written by event destination " + e.name + " of configuration set " +
+          d.configuration_set + "; every event would be written twice.");
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Reply create_configuration_set_event_destination(Services& s, Call& c) {
@@ -200,6 +216,7 @@ Reply create_configuration_set_event_destination(Services& s, Call& c) {
                           std::to_string(existing->size()) +
                           " event destinations, the most it may have.");
   }
+  if (auto refused = shared_file(d, *existing)) return *refused;
   if (Status st = s.store.create_event_destination(d); !st) {
     if (st.code() == StatusCode::kAlreadyExists) {
       return already_exists("Event destination " + d.name +
@@ -234,6 +251,9 @@ Reply update_configuration_set_event_destination(Services& s, Call& c) {
   c.body.finish();
   c.finish_query();
   if (c.error()) return *c.error();
+  if (auto existing = s.store.list_event_destinations(d.configuration_set); existing) {
+    if (auto refused = shared_file(d, *existing)) return *refused;
+  }
   if (Status st = s.store.update_event_destination(d); !st) {
     if (st.code() == StatusCode::kNotFound) return not_found_of(s, d.configuration_set, d.name);
     return from_status(st);

@@ -104,6 +104,31 @@ TEST_F(EventDestinationRoutes, CreateGetUpdateDeleteWebhookAndFile) {
   EXPECT_EQ(r.json()["EventDestinations"][0]["Name"], "hook-1");
 }
 
+// Regression (same_file_twice): two destinations of one set writing one file would write every
+// event twice; the second is refused, by create and by update. Another set may use the file.
+TEST_F(EventDestinationRoutes, TwoDestinationsOfASetDoNotShareAFile) {
+  auto file = [](const std::string& name) {
+    return json{{"MatchingEventTypes", {"SEND"}},
+                {"KinesisFirehoseDestination", {{"IamRoleArn", "r"}, {"DeliveryStreamArn", name}}}};
+  };
+  ASSERT_EQ(create(file("file:all"), "one").status, 200);
+  const std::string why =
+      "EventDestination.KinesisFirehoseDestination.DeliveryStreamArn 'file:all' is already "
+      "written by event destination one of configuration set cs; every event would be written "
+      "twice.";
+  expect_bad(create(file("file:all"), "two"), why);
+  ASSERT_EQ(create(file("file:other"), "two").status, 200);
+  expect_bad(server_.put(kHooks + "/two", {{"EventDestination", file("file:all")}}), why);
+  // A destination may keep its own file.
+  EXPECT_EQ(server_.put(kHooks + "/one", {{"EventDestination", file("file:all")}}).status, 200);
+  ASSERT_EQ(server_.post(kSets, {{"ConfigurationSetName", "cs2"}}).status, 200);
+  EXPECT_EQ(server_
+                .post("/v2/email/configuration-sets/cs2/event-destinations",
+                      create_body("one", file("file:all")))
+                .status,
+            200);
+}
+
 TEST_F(EventDestinationRoutes, EmptySetHasAnEmptyList) {
   Response r = server_.get(kHooks);
   ASSERT_EQ(r.status, 200) << r.body;
